@@ -1,0 +1,7 @@
+//! Lambda function `actions`: serves `zoom_connector::http::actions_router` through API Gateway.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let connector = zoom_connector::lambda::init().await?;
+    zoom_connector::lambda::serve(zoom_connector::http::actions_router(connector)).await
+}

@@ -1,0 +1,23 @@
+//! Lambda function `refresh`: the scheduled sweep (EventBridge Scheduler, every 10 minutes).
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use zoom_connector::services::sweep::SweepReport;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let connector = zoom_connector::lambda::init().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let connector = connector.clone();
+        async move {
+            // Stop before Lambda's deadline; what is left waits for the next run.
+            let remaining = event
+                .context
+                .deadline()
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            let deadline = tokio::time::Instant::now() + remaining;
+            Ok::<SweepReport, lambda_runtime::Error>(connector.run_sweep(deadline).await)
+        }
+    }))
+    .await
+}

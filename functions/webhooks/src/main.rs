@@ -1,0 +1,7 @@
+//! Lambda function `webhooks`: serves `zoom_connector::http::webhooks_router` through API Gateway.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let connector = zoom_connector::lambda::init().await?;
+    zoom_connector::lambda::serve(zoom_connector::http::webhooks_router(connector)).await
+}

@@ -1,0 +1,251 @@
+//! The error answered to callers: `application/problem+json` with a stable `code`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// Zoom's own error, kept and passed on (`{ status, code, message }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoomErrorInfo {
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+/// An error answer. Build with the constructors; `code` is the stable snake_case contract.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub zoom: Option<ZoomErrorInfo>,
+    pub retry_after_secs: Option<u64>,
+    /// Extra members of the problem document (e.g. `errors` for validation).
+    pub extra: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zoom: Option<&'a ZoomErrorInfo>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            zoom: None,
+            retry_after_secs: None,
+            extra: None,
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "A valid API key is required: send `Authorization: Bearer <api key>`.",
+        )
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn validation(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail)
+    }
+
+    pub fn connection_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "connection_not_found",
+            format!("No connection with id {id:?}."),
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The request body is larger than {limit} bytes."),
+        )
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", detail)
+    }
+
+    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+    }
+
+    pub fn with_zoom(mut self, zoom: ZoomErrorInfo) -> Self {
+        self.zoom = Some(zoom);
+        self
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
+        self.extra = Some(extra);
+        self
+    }
+
+    fn title(&self) -> &'static str {
+        self.status.canonical_reason().unwrap_or("Error")
+    }
+
+    /// The problem document as JSON (also used for event details and logs).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.problem()).unwrap_or_default()
+    }
+
+    fn problem(&self) -> Problem<'_> {
+        Problem {
+            r#type: format!("https://zoom-connector.dev/problems/{}", self.code),
+            title: self.title(),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+            zoom: self.zoom.as_ref(),
+            extra: self.extra.as_ref(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.status.as_u16(),
+            self.detail
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED && self.code == "unauthorized" {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(code = self.code, status = self.status.as_u16(), detail = %self.detail, "request failed");
+        }
+        response
+    }
+}
+
+/// Failure of a store or bus adapter (AWS or local).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttled or temporarily unavailable: worth retrying.
+    #[error("store temporarily unavailable: {0}")]
+    Transient(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Transient(_) => {
+                tracing::warn!(error = %err, "store unavailable");
+                ApiError::unavailable(
+                    "store_unavailable",
+                    "Storage is temporarily unavailable; retry shortly.",
+                )
+                .with_retry_after(2)
+            }
+            StoreError::Other(_) => {
+                tracing::error!(error = %err, "store error");
+                ApiError::internal("An internal storage error occurred.")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util_free::body_json;
+
+    mod http_body_util_free {
+        pub async fn body_json(resp: axum::response::Response) -> serde_json::Value {
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn problem_json_shape() {
+        let err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "zoom_rate_limited",
+            "slow down",
+        )
+        .with_retry_after(7)
+        .with_zoom(ZoomErrorInfo {
+            status: 429,
+            code: Some(429),
+            message: "limit".into(),
+        });
+        let resp = err.into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        assert_eq!(resp.headers()["retry-after"], "7");
+        let body = body_json(resp).await;
+        assert_eq!(body["code"], "zoom_rate_limited");
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["title"], "Too Many Requests");
+        assert_eq!(body["zoom"]["code"], 429);
+        assert!(
+            body["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("zoom_rate_limited")
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthorized_has_www_authenticate() {
+        let resp = ApiError::unauthorized().into_response();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    }
+}

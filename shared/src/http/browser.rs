@@ -1,0 +1,300 @@
+//! Routes of the connect, callback and webhooks functions.
+
+use axum::body::Bytes;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use url::Url;
+
+use super::common::{JsonBody, cookie_value, require_api_key};
+use super::pages;
+use crate::error::ApiError;
+use crate::secret::random_token;
+use crate::services::Connector;
+use crate::services::callback::CallbackParams;
+use crate::services::connect::{
+    AuthorizationStart, ConnectError, ConnectForm, CreateSessionRequest, CreateSessionResponse,
+};
+
+pub fn connect_routes(connector: Connector) -> Router<Connector> {
+    let backend = Router::new()
+        .route("/connect/sessions", post(create_session))
+        .route_layer(axum::middleware::from_fn_with_state(
+            connector,
+            require_api_key,
+        ));
+    Router::new()
+        .route("/connect", get(connect_page).post(connect_submit))
+        .merge(backend)
+}
+
+pub fn callback_routes() -> Router<Connector> {
+    Router::new().route("/oauth/callback", get(oauth_callback))
+}
+
+pub fn webhook_routes() -> Router<Connector> {
+    Router::new().route("/webhooks/zoom", post(zoom_webhook))
+}
+
+#[utoipa::path(post, path = "/connect/sessions", tag = "connect", request_body = CreateSessionRequest,
+    security(("api_key" = [])),
+    responses((status = 201, body = CreateSessionResponse), (status = 400, description = "validation_failed (e.g. return_url not on an allowed origin)"), (status = 401, description = "unauthorized"), (status = 404, description = "connection_not_found")))]
+pub async fn create_session(
+    State(connector): State<Connector>,
+    JsonBody(request): JsonBody<CreateSessionRequest>,
+) -> Result<(StatusCode, Json<CreateSessionResponse>), ApiError> {
+    let session = connector.create_session(request).await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ConnectQuery {
+    /// The session token of the connect URL.
+    session: Option<String>,
+}
+
+/// Security headers of every page: no framing, no referrer (URLs carry one-time tokens).
+fn page(
+    status: StatusCode,
+    html: String,
+    nonce: Option<&str>,
+    form_target: Option<&str>,
+) -> Response {
+    let script = nonce
+        .map(|n| format!(" script-src 'nonce-{n}';"))
+        .unwrap_or_default();
+    let form = form_target.map(|t| format!(" {t}")).unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline';{script} form-action 'self'{form}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn cookie_path(connector: &Connector) -> String {
+    format!(
+        "{}/oauth/callback",
+        connector.config.public_url.path().trim_end_matches('/')
+    )
+}
+
+/// The 302 to Zoom with the cookie that binds the state to this browser.
+fn redirect_to_zoom(connector: &Connector, start: AuthorizationStart) -> Response {
+    let secure = if connector.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={}; Path={}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        start.cookie_name,
+        start.cookie_value.expose(),
+        cookie_path(connector),
+        crate::services::connect::STATE_TTL_SECS
+    );
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    if let (Ok(location), Ok(cookie)) = (
+        HeaderValue::from_str(&start.authorize_url),
+        HeaderValue::from_str(&cookie),
+    ) {
+        headers.insert(header::LOCATION, location);
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn connect_error(connector: &Connector, token: &str, error: ConnectError) -> Response {
+    let zoom_origin = crate::config::origin_of(&connector.config.zoom_oauth_url);
+    match error {
+        ConnectError::SessionInvalid => {
+            page(StatusCode::GONE, pages::session_invalid_page(), None, None)
+        }
+        ConnectError::Form { session, message } => {
+            let status = if message.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            page(
+                status,
+                pages::choice_page(token, &session, &message),
+                None,
+                Some(&zoom_origin),
+            )
+        }
+        ConnectError::Api(e) => {
+            tracing::error!(error = %e, "connect failed");
+            let html = pages::result_page(
+                Err(crate::services::callback::CallbackErrorCode::InternalError),
+                &[],
+                &random_token(16),
+            );
+            page(e.status, html, None, None)
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/connect", tag = "connect", params(ConnectQuery),
+    responses((status = 302, description = "To Zoom's authorize URL, when the session fixes the app"), (status = 200, description = "The choice page (HTML)"), (status = 410, description = "Unknown, expired or used session (HTML)")))]
+pub async fn connect_page(
+    State(connector): State<Connector>,
+    Query(query): Query<ConnectQuery>,
+) -> Response {
+    let token = query.session.unwrap_or_default();
+    let session = match connector.session(&token).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return connect_error(&connector, &token, ConnectError::SessionInvalid),
+        Err(e) => return connect_error(&connector, &token, ConnectError::Api(e)),
+    };
+    if !session.is_complete() {
+        return connect_error(
+            &connector,
+            &token,
+            ConnectError::Form {
+                session: Box::new(session),
+                message: String::new(),
+            },
+        );
+    }
+    match connector.start_authorization(&token, None).await {
+        Ok(start) => redirect_to_zoom(&connector, start),
+        Err(e) => connect_error(&connector, &token, e),
+    }
+}
+
+#[utoipa::path(post, path = "/connect", tag = "connect",
+    request_body(content_type = "application/x-www-form-urlencoded", description = "session, auth_type (platform_app|byo_app), client_id, client_secret"),
+    responses((status = 302, description = "To Zoom's authorize URL"), (status = 400, description = "The choice page again, with what is missing (HTML)"), (status = 410, description = "Unknown, expired or used session (HTML)")))]
+pub async fn connect_submit(
+    State(connector): State<Connector>,
+    form: Result<Form<ConnectForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return connect_error(&connector, "", ConnectError::SessionInvalid);
+    };
+    let token = form.session.clone();
+    match connector.start_authorization(&token, Some(form)).await {
+        Ok(start) => redirect_to_zoom(&connector, start),
+        Err(e) => connect_error(&connector, &token, e),
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[allow(dead_code)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+#[utoipa::path(get, path = "/oauth/callback", tag = "connect", params(CallbackQuery),
+    responses((status = 200, description = "Success page: body data-status=success data-connection-id"), (status = 303, description = "To the session's return_url with status and connection_id or error"), (status = 400, description = "Error page: data-status=error data-error-code")))]
+pub async fn oauth_callback(
+    State(connector): State<Connector>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    // The cookie did its job (or failed it): clear it either way.
+    let clear_cookie = params.state.as_deref().map(|state| {
+        format!(
+            "{}=; Path={}; Max-Age=0; HttpOnly; SameSite=Lax",
+            crate::services::connect::binding_cookie_name(state),
+            cookie_path(&connector)
+        )
+    });
+    let outcome = connector
+        .complete_authorization(params, |name| cookie_value(&headers, name))
+        .await;
+    let mut response = match outcome
+        .return_url
+        .as_deref()
+        .and_then(|u| Url::parse(u).ok())
+    {
+        Some(mut url) if connector.config.is_allowed_origin(&url) => {
+            {
+                let mut query = url.query_pairs_mut();
+                match &outcome.result {
+                    Ok(info) => query
+                        .append_pair("status", "success")
+                        .append_pair("connection_id", &info.connection_id),
+                    Err(code) => query
+                        .append_pair("status", "error")
+                        .append_pair("error", code.as_str()),
+                };
+            }
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(url.as_str()) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        _ => {
+            let nonce = random_token(16);
+            let status = match &outcome.result {
+                Ok(_) => StatusCode::OK,
+                Err(code) => StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            };
+            let html = pages::result_page(
+                outcome
+                    .result
+                    .as_ref()
+                    .map(|i| i.connection_id.as_str())
+                    .map_err(|c| *c),
+                &connector.config.ui_origins,
+                &nonce,
+            );
+            page(status, html, Some(&nonce), None)
+        }
+    };
+    if let Some(cookie) = clear_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Webhook bodies are small; anything above this is refused before the signature check.
+const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+
+#[utoipa::path(post, path = "/webhooks/zoom", tag = "webhooks", request_body = Object,
+    responses((status = 200, description = "Acknowledged; for endpoint.url_validation: { plainToken, encryptedToken }"), (status = 401, description = "Bad or missing signature, or stale timestamp")))]
+pub async fn zoom_webhook(
+    State(connector): State<Connector>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.len() > WEBHOOK_BODY_LIMIT {
+        return Err(ApiError::payload_too_large(WEBHOOK_BODY_LIMIT));
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let answer = connector
+        .handle_webhook(
+            header("x-zm-request-timestamp"),
+            header("x-zm-signature"),
+            &body,
+        )
+        .await?;
+    Ok(Json(answer))
+}

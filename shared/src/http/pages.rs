@@ -1,0 +1,180 @@
+//! The HTML pages a person sees: the choice page, the result pages, the session error page.
+//! Plain, accessible HTML that works without JavaScript; the only script (the result page's
+//! postMessage) runs under a per-response CSP nonce.
+
+use crate::domain::AuthType;
+use crate::services::callback::CallbackErrorCode;
+use crate::services::connect::StoredSession;
+
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1d1d1f;line-height:1.5}\
+h1{font-size:1.4rem}fieldset{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0}\
+label{display:block;margin:.5rem 0}input[type=text],input[type=password]{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}\
+button{background:#0b5cff;color:#fff;border:0;border-radius:6px;padding:.6rem 1.4rem;font-size:1rem;cursor:pointer}\
+.error{background:#fde8e8;border:1px solid #f5b5b5;padding:.75rem;border-radius:6px}.hint{color:#555;font-size:.9rem}\
+ol li{margin:.3rem 0}";
+
+fn layout(title: &str, body_attrs: &str, content: &str, script: Option<(&str, &str)>) -> String {
+    let script = script
+        .map(|(nonce, code)| format!("<script nonce=\"{nonce}\">{code}</script>"))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title}</title><style>{STYLE}</style></head><body {body_attrs}><main>{content}</main>{script}</body></html>",
+        title = escape(title)
+    )
+}
+
+/// The choice page of `GET /connect` (and `POST /connect` with a message when incomplete).
+pub fn choice_page(session_token: &str, session: &StoredSession, message: &str) -> String {
+    let byo_fixed = session.auth_type == Some(AuthType::ByoApp);
+    let error = if message.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>",
+            escape(message)
+        )
+    };
+    let platform_choice = if byo_fixed {
+        String::new()
+    } else {
+        "<label><input type=\"radio\" name=\"auth_type\" value=\"platform_app\" id=\"auth-platform\" checked> OAuth 2.0 Authorization code\
+<span class=\"hint\"> — sign in to Zoom and allow access with our Zoom app.</span></label>"
+            .to_owned()
+    };
+    let byo_checked = if byo_fixed { " checked" } else { "" };
+    let client_id = escape(session.client_id.as_deref().unwrap_or(""));
+    let content = format!(
+        "<h1>Connect your Zoom account</h1>{error}\
+<form method=\"post\" action=\"connect\">\
+<input type=\"hidden\" name=\"session\" value=\"{session}\">\
+<fieldset><legend>How do you want to connect?</legend>{platform_choice}\
+<label><input type=\"radio\" name=\"auth_type\" value=\"byo_app\" id=\"auth-byo\"{byo_checked}> Bring your own OAuth 2.0 app\
+<span class=\"hint\"> — use a Zoom app from your own Zoom Marketplace account.</span></label>\
+<label for=\"client_id\">Client ID</label><input type=\"text\" id=\"client_id\" name=\"client_id\" value=\"{client_id}\" autocomplete=\"off\" spellcheck=\"false\">\
+<label for=\"client_secret\">Client secret</label><input type=\"password\" id=\"client_secret\" name=\"client_secret\" autocomplete=\"off\">\
+<p class=\"hint\">Only needed for your own app. Its redirect URL must be this connector's callback URL.</p>\
+</fieldset><button type=\"submit\" id=\"connect\">Connect</button></form>",
+        session = escape(session_token),
+    );
+    layout("Connect Zoom", "data-page=\"choice\"", &content, None)
+}
+
+/// The page for an unknown, expired or used connect link.
+pub fn session_invalid_page() -> String {
+    layout(
+        "Connect link expired",
+        "data-status=\"error\" data-error-code=\"session_invalid\"",
+        "<h1>This connect link can't be used</h1><p>It has expired (links are valid for 30 minutes) or was already used.</p>\
+<p>Go back to the app you came from and start connecting Zoom again.</p>",
+        None,
+    )
+}
+
+fn error_text(code: CallbackErrorCode) -> (&'static str, String) {
+    match code {
+        CallbackErrorCode::StateInvalid => (
+            "This sign-in attempt is no longer valid",
+            "<p>The attempt expired, was already completed, or was started in another browser.</p><p>Close this window and start connecting Zoom again from the app.</p>".into(),
+        ),
+        CallbackErrorCode::AccessDenied => (
+            "Zoom access was not allowed",
+            "<p>The request to access your Zoom account was declined.</p><p>To connect, start again and press <strong>Allow</strong> on Zoom's page.</p>".into(),
+        ),
+        CallbackErrorCode::AdminPreapprovalRequired => (
+            "Your Zoom admin must approve this app first",
+            "<p>Your Zoom account only lets people use apps that an administrator has pre-approved.</p>\
+<p>Ask your Zoom account admin to do one of these, then connect again:</p><ol>\
+<li>Sign in to the <strong>Zoom App Marketplace</strong> as an admin and open <strong>Manage → Permissions</strong>.</li>\
+<li>Either turn off the <strong>\"Require pre-approval\"</strong> switch (the pre-approval setting for apps), or</li>\
+<li>pre-approve this app: search for it under <strong>Who can install</strong> and approve it for all users, or for the users or groups that need it.</li></ol>".into(),
+        ),
+        CallbackErrorCode::InvalidClient => (
+            "Zoom did not accept the app's credentials",
+            "<p>The client ID or client secret is wrong, or the app was deleted or deactivated in the Zoom App Marketplace.</p><p>Check both values in your Zoom app (App credentials) and connect again.</p>".into(),
+        ),
+        CallbackErrorCode::InvalidGrant => (
+            "The sign-in took too long",
+            "<p>Zoom's authorization code expired or was already used. Start connecting again.</p>".into(),
+        ),
+        CallbackErrorCode::RedirectUriMismatch => (
+            "The app's redirect URL does not match",
+            "<p>Zoom refused the redirect URL. In your Zoom app, add this connector's callback URL to <strong>Redirect URL for OAuth</strong> and to the <strong>OAuth allow list</strong>, then connect again.</p>".into(),
+        ),
+        CallbackErrorCode::ZoomUnavailable => (
+            "Zoom is not responding",
+            "<p>Zoom could not be reached or answered with an error. Nothing was saved.</p><p>Wait a minute and connect again.</p>".into(),
+        ),
+        CallbackErrorCode::ZoomError => (
+            "Zoom returned an error",
+            "<p>Zoom answered in an unexpected way. Nothing was saved. Try connecting again; if it keeps failing, contact support.</p>".into(),
+        ),
+        CallbackErrorCode::InternalError => (
+            "Something went wrong on our side",
+            "<p>Nothing was saved. Try connecting again in a minute.</p>".into(),
+        ),
+    }
+}
+
+/// The result page; posts `message` to the opener on each allowed origin, then closes.
+pub fn result_page(
+    result: Result<&str, CallbackErrorCode>,
+    origins: &[String],
+    nonce: &str,
+) -> String {
+    let (attrs, title, content, message) = match result {
+        Ok(connection_id) => (
+            format!(
+                "data-status=\"success\" data-connection-id=\"{}\"",
+                escape(connection_id)
+            ),
+            "Zoom connected",
+            "<h1>Zoom is connected</h1><p>You can close this window.</p>".to_owned(),
+            serde_json::json!({ "type": "zoom-connector", "status": "success", "connection_id": connection_id }),
+        ),
+        Err(code) => {
+            let (title, body) = error_text(code);
+            (
+                format!(
+                    "data-status=\"error\" data-error-code=\"{}\"",
+                    code.as_str()
+                ),
+                title,
+                format!(
+                    "<h1>{}</h1>{body}<p class=\"hint\">Error code: <code>{}</code></p>",
+                    escape(title),
+                    code.as_str()
+                ),
+                serde_json::json!({ "type": "zoom-connector", "status": "error", "error": code.as_str() }),
+            )
+        }
+    };
+    let origins_json = serde_json::to_string(origins).unwrap_or_else(|_| "[]".into());
+    // JSON inside a script: escape '<' so no value can close the script element.
+    let message = message.to_string().replace('<', "\\u003c");
+    let origins_json = origins_json.replace('<', "\\u003c");
+    let close = if result.is_ok() {
+        "setTimeout(function(){window.close();},300);"
+    } else {
+        ""
+    };
+    let script = format!(
+        "(function(){{var m={message};var o={origins_json};if(window.opener){{for(var i=0;i<o.length;i++){{try{{window.opener.postMessage(m,o[i]);}}catch(e){{}}}}{close}}}}})();"
+    );
+    layout(title, &attrs, &content, Some((nonce, &script)))
+}

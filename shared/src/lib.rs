@@ -1,0 +1,18 @@
+//! Shared library of the Zoom connector.
+//!
+//! Layers, outermost first:
+//! - [`http`]: one axum router per HTTP function, used by Lambda and by the local stack;
+//! - [`services`]: the business rules (connect, callback, refresh, actions, events, webhooks);
+//! - [`ports`]: the small traits the services need (stores, bus, Zoom, clock);
+//! - [`adapters`]: AWS, the embedded local store, and Zoom over HTTP.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod lambda;
+pub mod ports;
+pub mod secret;
+pub mod services;
+pub mod telemetry;

@@ -1,0 +1,237 @@
+//! The small traits the services depend on. Adapters: AWS, the embedded local store, Zoom
+//! over HTTP; tests swap in fakes or moto.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use crate::domain::{ClientCredentials, ConnectionRecord, ConnectionStatus, TokenSet};
+use crate::error::StoreError;
+use crate::secret::SecretString;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Secrets: per-connection credentials, the platform app, the connector's own keys.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The current version (`AWSCURRENT`) of a secret, or `None` when it does not exist.
+    async fn get_secret(&self, name: &str) -> StoreResult<Option<SecretString>>;
+    /// Creates the secret or writes a new current version. `request_token` is idempotent:
+    /// retrying a write with the same token cannot create a second version.
+    async fn put_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        request_token: &str,
+    ) -> StoreResult<()>;
+    /// Deletes at once (no recovery window); absent is fine.
+    async fn delete_secret(&self, name: &str) -> StoreResult<()>;
+}
+
+/// Namespaces of the small TTL'd records kept beside the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// Connect sessions (30 minutes, single use).
+    Session,
+    /// OAuth states (10 minutes, single use).
+    OAuthState,
+    /// Refresh leases (owner + expiry).
+    Lease,
+    /// Idempotency records of meeting creation (24 hours).
+    Idempotency,
+    /// "client ID + Zoom account + Zoom user → connection id" (no expiry).
+    Identity,
+}
+
+impl ItemKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Session => "SESSION",
+            Self::OAuthState => "STATE",
+            Self::Lease => "LEASE",
+            Self::Idempotency => "IDEM",
+            Self::Identity => "IDENTITY",
+        }
+    }
+}
+
+/// A record with a version for compare-and-set and an absolute expiry (unix seconds,
+/// `None` = never). Expired items read as absent even before the store's TTL removes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub value: serde_json::Value,
+    pub version: u64,
+    pub expires_at: Option<i64>,
+}
+
+/// Connection records and the small records around them, with the conditional writes that
+/// leases, uniqueness and idempotency rely on.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn get_connection(&self, id: &str) -> StoreResult<Option<ConnectionRecord>>;
+    /// Writes `record` with version `expected + 1` if the stored version is `expected`
+    /// (`None`: only if no record exists). Returns `false` on a conflict.
+    async fn put_connection(
+        &self,
+        record: &ConnectionRecord,
+        expected: Option<u64>,
+    ) -> StoreResult<bool>;
+    async fn delete_connection(&self, id: &str) -> StoreResult<()>;
+    /// A page of connections ordered by id, optionally of one status.
+    async fn list_connections(
+        &self,
+        status: Option<ConnectionStatus>,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionRecord>>;
+    /// Connections whose `next_refresh_at` is at or before `due_by`, earliest first (index).
+    async fn due_connections(
+        &self,
+        due_by: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionRecord>>;
+
+    async fn get_item(&self, kind: ItemKind, key: &str, now: i64) -> StoreResult<Option<Item>>;
+    /// Creates the item unless a live (unexpired) one exists. Returns whether it was created.
+    async fn create_item(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        value: &serde_json::Value,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Replaces the item if its version is still `expected`. Returns whether it was replaced.
+    async fn replace_item(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        value: &serde_json::Value,
+        expires_at: Option<i64>,
+        expected: u64,
+    ) -> StoreResult<bool>;
+    /// Deletes and returns the live item atomically: at most one caller gets it (single use).
+    async fn take_item(&self, kind: ItemKind, key: &str, now: i64) -> StoreResult<Option<Item>>;
+    /// Deletes the item if its version is `expected` (or unconditionally with `None`).
+    async fn delete_item(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        expected: Option<u64>,
+    ) -> StoreResult<bool>;
+}
+
+/// Where the connector publishes its events (EventBridge, source `zoom-connector`).
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, detail_type: &str, detail: &serde_json::Value) -> StoreResult<()>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// An error of Zoom's OAuth endpoints.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OAuthError {
+    /// Zoom answered with an OAuth error (`error`, `reason`/`error_description`).
+    #[error("zoom oauth error {error} ({status}): {reason}")]
+    Rejected {
+        status: u16,
+        error: String,
+        reason: String,
+    },
+    /// 5xx, timeout, connection failure, unreadable answer: the tokens may or may not have
+    /// been issued.
+    #[error("zoom oauth unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Zoom's OAuth endpoints.
+#[async_trait]
+pub trait ZoomOAuth: Send + Sync {
+    /// The authorize URL for a code flow with PKCE S256 (the challenge is derived from
+    /// `code_verifier`).
+    fn authorize_url(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        state: &str,
+        code_verifier: &SecretString,
+    ) -> String;
+    async fn exchange_code(
+        &self,
+        client: &ClientCredentials,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, OAuthError>;
+    async fn refresh(
+        &self,
+        client: &ClientCredentials,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, OAuthError>;
+    async fn revoke(
+        &self,
+        client: &ClientCredentials,
+        token: &SecretString,
+    ) -> Result<(), OAuthError>;
+}
+
+/// One request to Zoom's REST API.
+#[derive(Debug, Clone)]
+pub struct ZoomRequest {
+    pub method: http::Method,
+    /// API base, e.g. `https://api.zoom.us/v2`.
+    pub base: String,
+    /// Already percent-encoded path below the base, starting with `/`.
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: Option<String>,
+    pub body: Option<Bytes>,
+    pub content_type: Option<String>,
+    pub access_token: SecretString,
+    pub timeout: Duration,
+}
+
+/// Zoom's answer: status, the headers worth passing on, and the body.
+#[derive(Debug, Clone)]
+pub struct ZoomResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl ZoomResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ZoomTransportError {
+    #[error("zoom did not answer in time")]
+    Timeout,
+    #[error("could not reach zoom: {0}")]
+    Connect(String),
+}
+
+/// Zoom's REST API.
+#[async_trait]
+pub trait ZoomApi: Send + Sync {
+    async fn send(&self, request: ZoomRequest) -> Result<ZoomResponse, ZoomTransportError>;
+}

@@ -1,0 +1,486 @@
+//! `GET /oauth/callback`: check the state, exchange the code, find out who connected, apply
+//! the one-connection-per-Zoom-user rule, store the tokens, answer with a result page.
+//! Nothing is stored on any failure.
+
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::Connector;
+use super::connect::{StoredState, binding_cookie_name};
+use super::events;
+use crate::domain::{
+    AuthType, ClientCredentials, ConnectionRecord, ConnectionSecret, ConnectionStatus,
+    ZoomIdentity, connection_secret_name, identity_key, new_connection_id,
+};
+use crate::error::ApiError;
+use crate::ports::{ItemKind, OAuthError};
+use crate::secret::sha256_hex;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// The error codes of the result page (API.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackErrorCode {
+    StateInvalid,
+    AccessDenied,
+    AdminPreapprovalRequired,
+    InvalidClient,
+    InvalidGrant,
+    RedirectUriMismatch,
+    ZoomUnavailable,
+    ZoomError,
+    InternalError,
+}
+
+impl CallbackErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StateInvalid => "state_invalid",
+            Self::AccessDenied => "access_denied",
+            Self::AdminPreapprovalRequired => "admin_preapproval_required",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::RedirectUriMismatch => "redirect_uri_mismatch",
+            Self::ZoomUnavailable => "zoom_unavailable",
+            Self::ZoomError => "zoom_error",
+            Self::InternalError => "internal_error",
+        }
+    }
+
+    /// HTTP status of the result page.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::StateInvalid | Self::InvalidGrant | Self::RedirectUriMismatch => 400,
+            Self::InvalidClient => 401,
+            Self::AccessDenied | Self::AdminPreapprovalRequired => 403,
+            // A 4xx like every failure page: the request failed because a request it depends
+            // on (Zoom's) failed. The page says to retry.
+            Self::ZoomUnavailable | Self::ZoomError => 424,
+            Self::InternalError => 500,
+        }
+    }
+}
+
+/// What the result page (or the `return_url` redirect) reports.
+#[derive(Debug, Clone)]
+pub struct CallbackOutcome {
+    pub result: Result<ConnectedInfo, CallbackErrorCode>,
+    /// `return_url` of the session, when the state was valid and had one.
+    pub return_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectedInfo {
+    pub connection_id: String,
+    /// The Zoom user already had a connection for this app: the tokens went into it.
+    pub existing: bool,
+}
+
+/// Maps Zoom's redirect `error` to a page code: pre-approval gets its own page.
+pub fn classify_authorize_error(error: &str, description: Option<&str>) -> CallbackErrorCode {
+    let text = format!("{error} {}", description.unwrap_or_default()).to_ascii_lowercase();
+    if text.contains("pre-approv") || text.contains("preapprov") || text.contains("pre approv") {
+        CallbackErrorCode::AdminPreapprovalRequired
+    } else if error == "access_denied" {
+        CallbackErrorCode::AccessDenied
+    } else if error == "invalid_client" || error == "unauthorized_client" {
+        CallbackErrorCode::InvalidClient
+    } else if text.contains("redirect") {
+        CallbackErrorCode::RedirectUriMismatch
+    } else {
+        CallbackErrorCode::AccessDenied
+    }
+}
+
+/// Maps an error of Zoom's token endpoint on the code exchange.
+pub fn classify_token_error(err: &OAuthError) -> CallbackErrorCode {
+    match err {
+        OAuthError::Unavailable(_) => CallbackErrorCode::ZoomUnavailable,
+        OAuthError::Rejected { error, reason, .. } => {
+            let reason = reason.to_ascii_lowercase();
+            if reason.contains("redirect") {
+                CallbackErrorCode::RedirectUriMismatch
+            } else if error == "invalid_client" || error == "unauthorized_client" {
+                CallbackErrorCode::InvalidClient
+            } else if error == "invalid_grant" {
+                CallbackErrorCode::InvalidGrant
+            } else if reason.contains("pre-approv") || reason.contains("preapprov") {
+                CallbackErrorCode::AdminPreapprovalRequired
+            } else {
+                CallbackErrorCode::ZoomError
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ZoomMe {
+    id: String,
+    account_id: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+impl Connector {
+    /// Runs the callback. `cookie` looks a cookie of the request up by name.
+    pub async fn complete_authorization(
+        &self,
+        params: CallbackParams,
+        cookie: impl Fn(&str) -> Option<String>,
+    ) -> CallbackOutcome {
+        let fail = |code| CallbackOutcome {
+            result: Err(code),
+            return_url: None,
+        };
+        let Some(state) = params
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty() && s.len() <= 128)
+        else {
+            return fail(CallbackErrorCode::StateInvalid);
+        };
+        let state_key = sha256_hex(state);
+        let now = self.now_unix();
+        // Check the browser binding before consuming the state, so a forged request carrying
+        // a stolen state cannot burn the real one.
+        let stored: StoredState = match self
+            .store
+            .get_item(ItemKind::OAuthState, &state_key, now)
+            .await
+        {
+            Ok(Some(item)) => match serde_json::from_value(item.value) {
+                Ok(s) => s,
+                Err(_) => return fail(CallbackErrorCode::StateInvalid),
+            },
+            Ok(None) => return fail(CallbackErrorCode::StateInvalid),
+            Err(e) => {
+                tracing::error!(error = %e, "state lookup failed");
+                return fail(CallbackErrorCode::InternalError);
+            }
+        };
+        let bound = cookie(&binding_cookie_name(state))
+            .map(|v| sha256_hex(&v))
+            .is_some_and(|h| bool::from(h.as_bytes().ct_eq(stored.binding_hash.as_bytes())));
+        if !bound {
+            tracing::warn!("callback without the browser-binding cookie of its state");
+            return fail(CallbackErrorCode::StateInvalid);
+        }
+        match self
+            .store
+            .take_item(ItemKind::OAuthState, &state_key, now)
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => return fail(CallbackErrorCode::StateInvalid),
+            Err(e) => {
+                tracing::error!(error = %e, "state consumption failed");
+                return fail(CallbackErrorCode::InternalError);
+            }
+        }
+
+        let return_url = stored.return_url.clone();
+        let result = self.finish(&stored, &params).await;
+        // The pending BYO secret has done its job (or the attempt failed): remove it either way.
+        if let Some(name) = &stored.pending_secret
+            && let Err(e) = self.secrets.delete_secret(name).await
+        {
+            tracing::warn!(error = %e, "could not delete the pending BYO secret");
+        }
+        match &result {
+            Ok(info) => {
+                tracing::info!(connection_id = %info.connection_id, existing = info.existing, "connection authorized")
+            }
+            Err(code) => tracing::info!(code = code.as_str(), "authorization failed"),
+        }
+        CallbackOutcome { result, return_url }
+    }
+
+    async fn finish(
+        &self,
+        stored: &StoredState,
+        params: &CallbackParams,
+    ) -> Result<ConnectedInfo, CallbackErrorCode> {
+        if let Some(error) = params.error.as_deref() {
+            return Err(classify_authorize_error(
+                error,
+                params.error_description.as_deref(),
+            ));
+        }
+        let code = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 2048)
+            .ok_or(CallbackErrorCode::StateInvalid)?;
+        let internal = |e: ApiError| {
+            tracing::error!(error = %e, "callback failed");
+            if e.status.as_u16() == 503 {
+                CallbackErrorCode::ZoomUnavailable
+            } else {
+                CallbackErrorCode::InternalError
+            }
+        };
+        let client = self.state_client(stored).await.map_err(internal)?;
+        let tokens = self
+            .oauth
+            .exchange_code(
+                &client,
+                code,
+                stored.code_verifier.expose(),
+                &self.config.redirect_uri(),
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "code exchange failed");
+                classify_token_error(&e)
+            })?;
+        let api_base = self.api_base(tokens.api_url.as_deref());
+        let me = self
+            .zoom_json::<ZoomMe>(&api_base, "/users/me", &tokens.access_token)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "reading the Zoom user failed");
+                if e.status.is_server_error() || e.status.as_u16() == 429 {
+                    CallbackErrorCode::ZoomUnavailable
+                } else {
+                    CallbackErrorCode::ZoomError
+                }
+            })?;
+        let zoom = ZoomIdentity {
+            user_id: me.id,
+            account_id: me.account_id,
+            email: me.email,
+        };
+        let secret = ConnectionSecret {
+            auth_type: stored.auth_type,
+            client_id: client.client_id.clone(),
+            client_secret: (stored.auth_type == AuthType::ByoApp)
+                .then(|| client.client_secret.clone()),
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at: tokens.expires_at,
+            scopes: tokens.scopes.clone(),
+            api_url: tokens.api_url.clone(),
+        };
+        let info = self
+            .store_authorization(stored, zoom, secret)
+            .await
+            .map_err(internal)?;
+        Ok(info)
+    }
+
+    /// The OAuth client named by the state.
+    async fn state_client(&self, stored: &StoredState) -> Result<ClientCredentials, ApiError> {
+        match stored.auth_type {
+            AuthType::PlatformApp => Ok((*self.platform_app().await?).clone()),
+            AuthType::ByoApp => match &stored.pending_secret {
+                Some(name) => {
+                    let secret = self.secrets.get_secret(name).await?.ok_or_else(|| {
+                        ApiError::internal("the BYO client secret of this attempt is gone")
+                    })?;
+                    Ok(ClientCredentials {
+                        client_id: stored.client_id.clone(),
+                        client_secret: secret,
+                    })
+                }
+                None => {
+                    let id = stored.connection_id.as_deref().unwrap_or_default();
+                    self.connection_client(id).await
+                }
+            },
+        }
+    }
+
+    /// The uniqueness rule and the writes: tokens into the connection that already belongs to
+    /// this Zoom user and app, else into the reconnected one, else into a new one.
+    async fn store_authorization(
+        &self,
+        stored: &StoredState,
+        zoom: ZoomIdentity,
+        secret: ConnectionSecret,
+    ) -> Result<ConnectedInfo, ApiError> {
+        let key = identity_key(&secret.client_id, &zoom);
+        let now = self.now();
+        let candidate = stored
+            .connection_id
+            .clone()
+            .unwrap_or_else(new_connection_id);
+        let owner = self.claim_identity(&key, &candidate).await?;
+        let existing_record = self.store.get_connection(&owner).await?;
+        let existing = existing_record.is_some();
+
+        // A reconnect that lands on another Zoom user frees the old user's uniqueness item.
+        if let Some(old) = existing_record
+            .as_ref()
+            .filter(|r| r.zoom != zoom || r.client_id != secret.client_id)
+        {
+            let old_key = identity_key(&old.client_id, &old.zoom);
+            if old_key != key {
+                self.store
+                    .delete_item(ItemKind::Identity, &old_key, None)
+                    .await?;
+            }
+        }
+
+        let name = connection_secret_name(&self.config.aws.secrets_prefix, &owner);
+        self.secrets
+            .put_secret(
+                &name,
+                &serde_secret(&secret)?,
+                &sha256_hex(secret.refresh_token.expose()),
+            )
+            .await?;
+        self.tokens.forget(&owner);
+
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let current = self.store.get_connection(&owner).await?;
+            let record = ConnectionRecord {
+                id: owner.clone(),
+                status: ConnectionStatus::Active,
+                auth_type: secret.auth_type,
+                client_id: secret.client_id.clone(),
+                zoom: zoom.clone(),
+                scopes: secret.scopes.clone(),
+                access_token_expires_at: Some(secret.expires_at),
+                last_refreshed_at: Some(now),
+                last_error: None,
+                created_at: current.as_ref().map_or(now, |c| c.created_at),
+                updated_at: now,
+                consecutive_failures: 0,
+                next_refresh_at: Some(self.next_refresh_at(now, secret.expires_at)),
+                version: 0,
+            };
+            if self
+                .store
+                .put_connection(&record, current.as_ref().map(|c| c.version))
+                .await?
+            {
+                break;
+            }
+            if attempts >= 5 {
+                return Err(ApiError::internal("the connection record kept changing"));
+            }
+        }
+
+        self.publish(
+            events::CONNECTION_CREATED,
+            serde_json::json!({
+                "connection_id": owner,
+                "auth_type": secret.auth_type.as_str(),
+                "client_id": secret.client_id,
+                "zoom": { "user_id": zoom.user_id, "account_id": zoom.account_id },
+                "existing": existing,
+                "end_user": stored.end_user,
+            }),
+        )
+        .await;
+        Ok(ConnectedInfo {
+            connection_id: owner,
+            existing,
+        })
+    }
+
+    /// Claims "client + account + user → connection" for `candidate`, or returns the
+    /// connection that already owns it. A claim whose connection was deleted is taken over.
+    async fn claim_identity(&self, key: &str, candidate: &str) -> Result<String, ApiError> {
+        let value = serde_json::json!({ "connection_id": candidate });
+        for _ in 0..5 {
+            let now = self.now_unix();
+            if self
+                .store
+                .create_item(ItemKind::Identity, key, &value, None, now)
+                .await?
+            {
+                return Ok(candidate.to_owned());
+            }
+            let Some(item) = self.store.get_item(ItemKind::Identity, key, now).await? else {
+                continue;
+            };
+            let owner = item.value["connection_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if owner == candidate || self.store.get_connection(&owner).await?.is_some() {
+                return Ok(owner);
+            }
+            // Stale claim (its connection is gone): replace it.
+            if self
+                .store
+                .replace_item(ItemKind::Identity, key, &value, None, item.version)
+                .await?
+            {
+                return Ok(candidate.to_owned());
+            }
+        }
+        Err(ApiError::internal(
+            "could not claim the Zoom user's connection",
+        ))
+    }
+}
+
+pub(crate) fn serde_secret(
+    secret: &ConnectionSecret,
+) -> Result<crate::secret::SecretString, ApiError> {
+    serde_json::to_string(secret)
+        .map(crate::secret::SecretString::new)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorize_errors_are_classified() {
+        assert_eq!(
+            classify_authorize_error("access_denied", Some("The user denied the request")),
+            CallbackErrorCode::AccessDenied
+        );
+        assert_eq!(
+            classify_authorize_error(
+                "access_denied",
+                Some("This app requires admin pre-approval")
+            ),
+            CallbackErrorCode::AdminPreapprovalRequired
+        );
+        assert_eq!(
+            classify_authorize_error("invalid_client", None),
+            CallbackErrorCode::InvalidClient
+        );
+    }
+
+    #[test]
+    fn token_errors_are_classified() {
+        let rejected = |error: &str, reason: &str| OAuthError::Rejected {
+            status: 400,
+            error: error.into(),
+            reason: reason.into(),
+        };
+        assert_eq!(
+            classify_token_error(&rejected(
+                "invalid_client",
+                "Invalid client_id or client_secret"
+            )),
+            CallbackErrorCode::InvalidClient
+        );
+        assert_eq!(
+            classify_token_error(&rejected("invalid_request", "Redirect URI mismatch.")),
+            CallbackErrorCode::RedirectUriMismatch
+        );
+        assert_eq!(
+            classify_token_error(&rejected("invalid_grant", "Invalid authorization code")),
+            CallbackErrorCode::InvalidGrant
+        );
+        assert_eq!(
+            classify_token_error(&OAuthError::Unavailable("timeout".into())),
+            CallbackErrorCode::ZoomUnavailable
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! Connect sessions and the start of the authorization-code flow.
+//!
+//! A backend creates a session (`POST /connect/sessions`); the person's browser opens its
+//! `connect_url`. When the session fixes the app to use, `GET /connect` sends the browser
+//! straight to Zoom; otherwise it shows the choice page, whose form comes back as
+//! `POST /connect`. Starting the flow consumes the session (single use) and creates an OAuth
+//! state: random, stored server-side by its hash, single use, bound to the browser by a cookie,
+//! carrying the PKCE verifier.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+use utoipa::ToSchema;
+
+use super::Connector;
+use crate::domain::{AuthType, ClientCredentials};
+use crate::error::ApiError;
+use crate::ports::ItemKind;
+use crate::secret::{SecretString, random_token, sha256_hex};
+
+pub const SESSION_TTL_SECS: i64 = 30 * 60;
+pub const STATE_TTL_SECS: i64 = 10 * 60;
+const MAX_FIELD: usize = 512;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct EndUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// Body of `POST /connect/sessions`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    #[serde(default)]
+    pub auth_type: Option<AuthType>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<SecretString>,
+    /// Reconnect into this existing connection.
+    #[serde(default)]
+    pub connection_id: Option<String>,
+    /// Where the browser goes after the callback (must be on an allowed origin).
+    #[serde(default)]
+    pub return_url: Option<String>,
+    #[serde(default)]
+    pub end_user: Option<EndUser>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateSessionResponse {
+    pub session_token: String,
+    pub connect_url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+/// The stored session (by the hash of its token). The BYO client secret is not here: it
+/// lives in the secret store under [`pending_secret_name`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSession {
+    pub auth_type: Option<AuthType>,
+    pub client_id: Option<String>,
+    pub has_client_secret: bool,
+    pub connection_id: Option<String>,
+    pub return_url: Option<String>,
+    pub end_user: Option<EndUser>,
+}
+
+impl StoredSession {
+    /// Whether `GET /connect` can go to Zoom without asking the person anything.
+    pub fn is_complete(&self) -> bool {
+        match self.auth_type {
+            Some(AuthType::PlatformApp) => true,
+            Some(AuthType::ByoApp) => self.client_id.is_some() && self.has_client_secret,
+            None => false,
+        }
+    }
+}
+
+/// The stored OAuth state (by the hash of the state value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredState {
+    pub code_verifier: SecretString,
+    /// SHA-256 of the browser-binding cookie's value.
+    pub binding_hash: String,
+    pub auth_type: AuthType,
+    pub client_id: String,
+    /// Where the BYO client secret waits until the callback.
+    pub pending_secret: Option<String>,
+    pub connection_id: Option<String>,
+    pub return_url: Option<String>,
+    pub end_user: Option<EndUser>,
+}
+
+/// What the person chose on the choice page.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectForm {
+    pub session: String,
+    #[serde(default)]
+    pub auth_type: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+}
+
+/// The redirect to Zoom and the cookie that binds the state to this browser.
+#[derive(Debug)]
+pub struct AuthorizationStart {
+    pub authorize_url: String,
+    pub cookie_name: String,
+    pub cookie_value: SecretString,
+}
+
+/// Why the flow could not start; the browser routes render these as pages.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Unknown, expired or already used session.
+    SessionInvalid,
+    /// The form is incomplete: show the choice page again with this message.
+    Form {
+        session: Box<StoredSession>,
+        message: String,
+    },
+    Api(ApiError),
+}
+
+impl From<ApiError> for ConnectError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<crate::error::StoreError> for ConnectError {
+    fn from(e: crate::error::StoreError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+/// Name of the cookie binding a state to the browser. It carries a piece of the state's hash
+/// so that two connect attempts in two tabs do not overwrite each other's cookie.
+pub fn binding_cookie_name(state: &str) -> String {
+    format!("zc_bind_{}", &sha256_hex(state)[..12])
+}
+
+/// Where a BYO client secret waits between the session (or form) and the callback.
+pub fn pending_secret_name(prefix: &str, key_hash: &str) -> String {
+    format!("{prefix}/connect-sessions/{key_hash}")
+}
+
+fn check_len(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > MAX_FIELD || value.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!(
+            "`{field}` must be 1 to {MAX_FIELD} printable characters."
+        ))
+        .with_extra(serde_json::json!({ "errors": [{ "field": field, "message": "invalid length or characters" }] })));
+    }
+    Ok(())
+}
+
+impl Connector {
+    /// `POST /connect/sessions`.
+    pub async fn create_session(
+        &self,
+        req: CreateSessionRequest,
+    ) -> Result<CreateSessionResponse, ApiError> {
+        let mut auth_type = req.auth_type;
+        if let Some(id) = &req.client_id {
+            check_len("client_id", id)?;
+        }
+        if let Some(secret) = &req.client_secret {
+            check_len("client_secret", secret.expose())?;
+        }
+        match auth_type {
+            Some(AuthType::PlatformApp)
+                if req.client_id.is_some() || req.client_secret.is_some() =>
+            {
+                return Err(ApiError::validation(
+                    "`client_id` and `client_secret` belong to `auth_type: \"byo_app\"`; the platform app has its own.",
+                ));
+            }
+            None if req.client_id.is_some() && req.client_secret.is_some() => {
+                auth_type = Some(AuthType::ByoApp)
+            }
+            _ => {}
+        }
+        if auth_type == Some(AuthType::ByoApp)
+            && req.client_id.is_some() != req.client_secret.is_some()
+        {
+            return Err(ApiError::validation(
+                "Give both `client_id` and `client_secret` for a BYO app, or neither to let the person type them.",
+            ));
+        }
+        if let Some(return_url) = &req.return_url {
+            self.check_return_url(return_url)?;
+        }
+        if let Some(id) = &req.connection_id {
+            let existing = self
+                .store
+                .get_connection(id)
+                .await?
+                .ok_or_else(|| ApiError::connection_not_found(id))?;
+            // Reconnecting keeps the connection's app unless the caller says otherwise.
+            if auth_type.is_none() {
+                auth_type = Some(existing.auth_type);
+            }
+        }
+        if let Some(user) = &req.end_user {
+            for (field, value) in [("end_user.id", &user.id), ("end_user.email", &user.email)] {
+                if let Some(v) = value {
+                    check_len(field, v)?;
+                }
+            }
+        }
+
+        let token = random_token(32);
+        let key = sha256_hex(&token);
+        let now = self.now();
+        let expires_at = now + time::Duration::seconds(SESSION_TTL_SECS);
+        if let Some(secret) = &req.client_secret {
+            let name = pending_secret_name(&self.config.aws.secrets_prefix, &key);
+            self.secrets.put_secret(&name, secret, &key).await?;
+        }
+        let session = StoredSession {
+            auth_type,
+            client_id: req.client_id,
+            has_client_secret: req.client_secret.is_some(),
+            connection_id: req.connection_id,
+            return_url: req.return_url,
+            end_user: req.end_user,
+        };
+        let value =
+            serde_json::to_value(&session).map_err(|e| ApiError::internal(e.to_string()))?;
+        let created = self
+            .store
+            .create_item(
+                ItemKind::Session,
+                &key,
+                &value,
+                Some(expires_at.unix_timestamp()),
+                now.unix_timestamp(),
+            )
+            .await?;
+        if !created {
+            return Err(ApiError::internal("session token collision"));
+        }
+        Ok(CreateSessionResponse {
+            connect_url: format!("{}?session={}", self.config.public("/connect"), token),
+            session_token: token,
+            expires_at,
+        })
+    }
+
+    fn check_return_url(&self, value: &str) -> Result<Url, ApiError> {
+        let url = Url::parse(value)
+            .map_err(|_| ApiError::validation("`return_url` must be an absolute URL."))?;
+        if !matches!(url.scheme(), "http" | "https") || !self.config.is_allowed_origin(&url) {
+            return Err(ApiError::validation(
+                "`return_url` is not on an allowed origin (CONNECTOR_UI_ORIGINS).",
+            ));
+        }
+        Ok(url)
+    }
+
+    /// The live session of a connect URL, without consuming it.
+    pub async fn session(&self, token: &str) -> Result<Option<StoredSession>, ApiError> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let item = self
+            .store
+            .get_item(ItemKind::Session, &sha256_hex(token), self.now_unix())
+            .await?;
+        Ok(item.and_then(|i| serde_json::from_value(i.value).ok()))
+    }
+
+    /// `GET /connect` for a complete session, and `POST /connect`: consume the session and
+    /// start the authorization at Zoom.
+    pub async fn start_authorization(
+        &self,
+        token: &str,
+        form: Option<ConnectForm>,
+    ) -> Result<AuthorizationStart, ConnectError> {
+        let session = self
+            .session(token)
+            .await?
+            .ok_or(ConnectError::SessionInvalid)?;
+        let session_key = sha256_hex(token);
+        let prefix = &self.config.aws.secrets_prefix;
+
+        // Decide the app: the session's choice wins; the form fills in what it left open.
+        let (auth_type, client_id, typed_secret) = if session.is_complete() {
+            (
+                session.auth_type.unwrap_or_default(),
+                session.client_id.clone(),
+                None,
+            )
+        } else {
+            let form = form.ok_or_else(|| ConnectError::Form {
+                session: Box::new(session.clone()),
+                message: String::new(),
+            })?;
+            let form_error = |message: &str| ConnectError::Form {
+                session: Box::new(session.clone()),
+                message: message.to_owned(),
+            };
+            let chosen = match (session.auth_type, form.auth_type.as_deref()) {
+                (Some(fixed), _) => fixed,
+                (None, Some("platform_app")) => AuthType::PlatformApp,
+                (None, Some("byo_app")) => AuthType::ByoApp,
+                _ => return Err(form_error("Choose how to connect.")),
+            };
+            match chosen {
+                AuthType::PlatformApp => (AuthType::PlatformApp, None, None),
+                AuthType::ByoApp => {
+                    let id = form
+                        .client_id
+                        .as_deref()
+                        .map(str::trim)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let secret = form
+                        .client_secret
+                        .filter(|s| !s.expose().trim().is_empty())
+                        .map(|s| SecretString::new(s.expose().trim()));
+                    if id.is_empty() || secret.is_none() {
+                        return Err(form_error(
+                            "Enter the client ID and the client secret of your Zoom app.",
+                        ));
+                    }
+                    if id.len() > MAX_FIELD
+                        || secret
+                            .as_ref()
+                            .is_some_and(|s| s.expose().len() > MAX_FIELD)
+                    {
+                        return Err(form_error("The client ID or client secret is too long."));
+                    }
+                    (AuthType::ByoApp, Some(id), secret)
+                }
+            }
+        };
+
+        // Single use: whoever takes the session starts the flow; a second tab gets "invalid".
+        if self
+            .store
+            .take_item(ItemKind::Session, &session_key, self.now_unix())
+            .await?
+            .is_none()
+        {
+            return Err(ConnectError::SessionInvalid);
+        }
+
+        let state = random_token(32);
+        let state_key = sha256_hex(&state);
+        let (client_id, pending_secret) = match auth_type {
+            AuthType::PlatformApp => (self.platform_app().await?.client_id.clone(), None),
+            AuthType::ByoApp => {
+                let session_secret = pending_secret_name(prefix, &session_key);
+                match (typed_secret, client_id) {
+                    (Some(secret), Some(id)) => {
+                        let name = pending_secret_name(prefix, &state_key);
+                        self.secrets.put_secret(&name, &secret, &state_key).await?;
+                        (id, Some(name))
+                    }
+                    (None, Some(id)) if session.has_client_secret => (id, Some(session_secret)),
+                    // Reconnect of a BYO connection: its own secret holds the app credentials.
+                    (None, _) if session.connection_id.is_some() => {
+                        let id = session.connection_id.as_deref().unwrap_or_default();
+                        let creds = self.connection_client(id).await?;
+                        (creds.client_id, None)
+                    }
+                    _ => {
+                        return Err(ConnectError::Form {
+                            session: Box::new(session),
+                            message: "Enter the client ID and the client secret of your Zoom app."
+                                .into(),
+                        });
+                    }
+                }
+            }
+        };
+
+        let verifier = SecretString::new(random_token(48));
+        let binding = SecretString::new(random_token(32));
+        let stored = StoredState {
+            code_verifier: verifier.clone(),
+            binding_hash: sha256_hex(binding.expose()),
+            auth_type,
+            client_id: client_id.clone(),
+            pending_secret,
+            connection_id: session.connection_id.clone(),
+            return_url: session.return_url.clone(),
+            end_user: session.end_user.clone(),
+        };
+        let value = serde_json::to_value(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+        let now = self.now_unix();
+        self.store
+            .create_item(
+                ItemKind::OAuthState,
+                &state_key,
+                &value,
+                Some(now + STATE_TTL_SECS),
+                now,
+            )
+            .await?;
+        let authorize_url =
+            self.oauth
+                .authorize_url(&client_id, &self.config.redirect_uri(), &state, &verifier);
+        tracing::info!(
+            auth_type = auth_type.as_str(),
+            reconnect = stored.connection_id.is_some(),
+            "authorization started"
+        );
+        Ok(AuthorizationStart {
+            authorize_url,
+            cookie_name: binding_cookie_name(&state),
+            cookie_value: binding,
+        })
+    }
+
+    /// The OAuth client of an existing connection (platform app or its BYO app).
+    pub async fn connection_client(
+        &self,
+        connection_id: &str,
+    ) -> Result<ClientCredentials, ApiError> {
+        let secret = self.read_connection_secret(connection_id).await?;
+        self.client_for(&secret).await
+    }
+}

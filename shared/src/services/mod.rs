@@ -1,0 +1,137 @@
+//! Business rules. Every service works on [`Connector`], which holds the ports; nothing here
+//! knows whether it runs on Lambda or in the local stack.
+
+pub mod actions;
+pub mod callback;
+pub mod connect;
+pub mod connections;
+pub mod keys;
+pub mod meeting_events;
+pub mod sweep;
+pub mod tokens;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::ports::{Clock, ConnectionStore, EventBus, SecretStore, ZoomApi, ZoomOAuth};
+
+/// Event detail types published on the bus (source `zoom-connector`).
+pub mod events {
+    pub const CONNECTION_CREATED: &str = "Zoom Connection Created";
+    pub const CONNECTION_REFRESH_FAILED: &str = "Zoom Connection Refresh Failed";
+    pub const CONNECTION_NEEDS_REAUTH: &str = "Zoom Connection Needs Reauth";
+    pub const CONNECTION_REVOKED: &str = "Zoom Connection Revoked";
+    pub const CONNECTION_DELETED: &str = "Zoom Connection Deleted";
+    pub const MEETING_CREATED: &str = "Zoom Meeting Created";
+    pub const MEETING_CREATION_FAILED: &str = "Zoom Meeting Creation Failed";
+}
+
+/// The ports and shared in-memory state of one process (one Lambda container, or the local
+/// stack). Built once at start, cloned cheaply into every handler.
+#[derive(Clone)]
+pub struct Connector {
+    pub config: Arc<Config>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub store: Arc<dyn ConnectionStore>,
+    pub bus: Arc<dyn EventBus>,
+    pub oauth: Arc<dyn ZoomOAuth>,
+    pub zoom: Arc<dyn ZoomApi>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<keys::KeyCache>,
+    pub tokens: Arc<tokens::TokenCache>,
+    /// Identifies this process as a lease owner.
+    pub instance_id: Arc<str>,
+}
+
+/// The ports a [`Connector`] is built from.
+pub struct Ports {
+    pub secrets: Arc<dyn SecretStore>,
+    pub store: Arc<dyn ConnectionStore>,
+    pub bus: Arc<dyn EventBus>,
+    pub oauth: Arc<dyn ZoomOAuth>,
+    pub zoom: Arc<dyn ZoomApi>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Connector {
+    pub fn new(config: Config, ports: Ports) -> Self {
+        Self {
+            config: Arc::new(config),
+            secrets: ports.secrets,
+            store: ports.store,
+            bus: ports.bus,
+            oauth: ports.oauth,
+            zoom: ports.zoom,
+            clock: ports.clock,
+            keys: Arc::new(keys::KeyCache::default()),
+            tokens: Arc::new(tokens::TokenCache::default()),
+            instance_id: format!("inst_{}", uuid::Uuid::new_v4().simple()).into(),
+        }
+    }
+
+    /// The AWS adapters (Secrets Manager, DynamoDB, EventBridge) and Zoom over HTTP, as a
+    /// Lambda container builds them once at init.
+    pub async fn aws(config: Config) -> Self {
+        let sdk = crate::adapters::aws::load_sdk_config().await;
+        let http = crate::adapters::zoom_http::http_client();
+        let ports = Ports {
+            secrets: Arc::new(crate::adapters::aws::AwsSecretStore::new(&sdk)),
+            store: Arc::new(crate::adapters::aws::DynamoConnectionStore::new(
+                &sdk,
+                config.aws.connections_table.clone(),
+            )),
+            bus: Arc::new(crate::adapters::aws::EventBridgeBus::new(
+                &sdk,
+                config.aws.event_bus_name.clone(),
+            )),
+            oauth: Arc::new(crate::adapters::zoom_http::HttpZoomOAuth::new(
+                http.clone(),
+                &config.zoom_oauth_url,
+                ZOOM_OAUTH_TIMEOUT,
+            )),
+            zoom: Arc::new(crate::adapters::zoom_http::HttpZoomApi::new(http)),
+            clock: Arc::new(crate::ports::SystemClock),
+        };
+        Self::new(config, ports)
+    }
+
+    /// The embedded local store for secrets, records and events, and Zoom over HTTP.
+    pub fn local(config: Config, store: crate::adapters::local::LocalStore) -> Self {
+        let http = crate::adapters::zoom_http::http_client();
+        let store = Arc::new(store);
+        let ports = Ports {
+            secrets: store.clone(),
+            store: store.clone(),
+            bus: store,
+            oauth: Arc::new(crate::adapters::zoom_http::HttpZoomOAuth::new(
+                http.clone(),
+                &config.zoom_oauth_url,
+                ZOOM_OAUTH_TIMEOUT,
+            )),
+            zoom: Arc::new(crate::adapters::zoom_http::HttpZoomApi::new(http)),
+            clock: Arc::new(crate::ports::SystemClock),
+        };
+        Self::new(config, ports)
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub fn now_unix(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    /// Publishes an event; a failure is logged, not fatal (the state change already happened).
+    pub async fn publish(&self, detail_type: &str, detail: serde_json::Value) {
+        if let Err(e) = self.bus.publish(detail_type, &detail).await {
+            tracing::error!(error = %e, detail_type, "could not publish event");
+        }
+    }
+}
+
+/// Zoom's token endpoint gets this long per call (also bounds the refresh lease).
+pub const ZOOM_OAUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Zoom's REST API gets this long per call.
+pub const ZOOM_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -1,0 +1,193 @@
+//! Zoom webhooks: signature check, URL validation, deauthorization.
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::{Connector, events};
+use crate::domain::{ConnectionStatus, ZoomIdentity, connection_secret_name, identity_key};
+use crate::error::ApiError;
+use crate::ports::ItemKind;
+use crate::secret::{SecretString, sha256_hex};
+
+/// Deliveries older (or newer) than this are refused.
+pub const MAX_SKEW_SECS: i64 = 300;
+
+fn hmac_hex(key: &SecretString, message: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).expect("HMAC takes any key length");
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `v0=` + hex HMAC-SHA256(token, `v0:{timestamp}:{body}`).
+pub fn signature(token: &SecretString, timestamp: &str, body: &[u8]) -> String {
+    let mut message = format!("v0:{timestamp}:").into_bytes();
+    message.extend_from_slice(body);
+    format!("v0={}", hmac_hex(token, &message))
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    event: String,
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct Deauthorization {
+    account_id: String,
+    user_id: String,
+    client_id: String,
+}
+
+impl Connector {
+    /// Handles one delivery. Any authentication failure is a bare 401.
+    pub async fn handle_webhook(
+        &self,
+        timestamp: Option<&str>,
+        signature_header: Option<&str>,
+        body: &[u8],
+    ) -> Result<serde_json::Value, ApiError> {
+        let denied = || {
+            ApiError::new(
+                http::StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "The webhook could not be authenticated.",
+            )
+        };
+        let (Some(ts), Some(sig)) = (timestamp, signature_header) else {
+            return Err(denied());
+        };
+        let ts_value: i64 = ts.trim().parse().map_err(|_| denied())?;
+        // Zoom sends seconds; accept milliseconds too.
+        let ts_secs = if ts_value > 100_000_000_000 {
+            ts_value / 1000
+        } else {
+            ts_value
+        };
+        if (self.now_unix() - ts_secs).abs() > MAX_SKEW_SECS {
+            return Err(denied());
+        }
+        let keys = self.connector_keys().await?;
+        let tokens: Vec<&SecretString> = keys.webhook_tokens().collect();
+        if tokens.is_empty() {
+            tracing::error!("no webhook secret token is configured; refusing webhooks");
+            return Err(denied());
+        }
+        let valid = tokens
+            .iter()
+            .any(|t| SecretString::new(signature(t, ts, body)).ct_eq(sig.trim()));
+        if !valid {
+            tracing::warn!("webhook with a bad signature");
+            return Err(denied());
+        }
+        let envelope: Envelope = serde_json::from_slice(body)
+            .map_err(|_| ApiError::validation("The webhook body is not a Zoom event."))?;
+        match envelope.event.as_str() {
+            "endpoint.url_validation" => {
+                let plain = envelope.payload["plainToken"]
+                    .as_str()
+                    .filter(|p| !p.is_empty() && p.len() <= 256)
+                    .ok_or_else(|| ApiError::validation("`payload.plainToken` is missing."))?;
+                Ok(
+                    serde_json::json!({ "plainToken": plain, "encryptedToken": hmac_hex(tokens[0], plain.as_bytes()) }),
+                )
+            }
+            "app_deauthorized" => {
+                let d: Deauthorization =
+                    serde_json::from_value(envelope.payload).map_err(|_| {
+                        ApiError::validation(
+                            "`app_deauthorized` without account_id, user_id and client_id.",
+                        )
+                    })?;
+                // The same delivery twice is acknowledged once.
+                let now = self.now_unix();
+                let delivery = format!("webhook|{}", sha256_hex(sig));
+                if !self
+                    .store
+                    .create_item(
+                        ItemKind::Idempotency,
+                        &delivery,
+                        &serde_json::json!({ "seen": now }),
+                        Some(now + 2 * MAX_SKEW_SECS),
+                        now,
+                    )
+                    .await?
+                {
+                    return Ok(serde_json::json!({ "status": "duplicate" }));
+                }
+                let revoked = self.deauthorize(&d).await?;
+                Ok(serde_json::json!({ "status": "ok", "revoked": revoked }))
+            }
+            other => {
+                tracing::debug!(event = other, "webhook event acknowledged");
+                Ok(serde_json::json!({ "status": "ignored" }))
+            }
+        }
+    }
+
+    /// Deletes the user's tokens and marks the connection revoked.
+    async fn deauthorize(&self, d: &Deauthorization) -> Result<Option<String>, ApiError> {
+        let zoom = ZoomIdentity {
+            user_id: d.user_id.clone(),
+            account_id: d.account_id.clone(),
+            email: None,
+        };
+        let key = identity_key(&d.client_id, &zoom);
+        let now = self.now_unix();
+        let Some(item) = self.store.get_item(ItemKind::Identity, &key, now).await? else {
+            tracing::info!("deauthorization of a user without a connection");
+            return Ok(None);
+        };
+        let Some(id) = item.value["connection_id"].as_str().map(str::to_owned) else {
+            return Ok(None);
+        };
+        self.secrets
+            .delete_secret(&connection_secret_name(
+                &self.config.aws.secrets_prefix,
+                &id,
+            ))
+            .await?;
+        self.tokens.forget(&id);
+        let at = self.now();
+        let updated = self
+            .update_record(&id, |r| {
+                r.status = ConnectionStatus::Revoked;
+                r.next_refresh_at = None;
+                r.access_token_expires_at = None;
+                r.last_error = Some(crate::domain::LastError {
+                    code: "app_deauthorized".into(),
+                    message: "The Zoom user removed the app.".into(),
+                    at,
+                });
+            })
+            .await?;
+        self.store
+            .delete_item(ItemKind::Identity, &key, None)
+            .await?;
+        if updated.is_some() {
+            self.publish(
+                events::CONNECTION_REVOKED,
+                serde_json::json!({ "connection_id": id, "reason": "app_deauthorized" }),
+            )
+            .await;
+            tracing::info!(connection_id = %id, "connection revoked by the Zoom user");
+        }
+        Ok(Some(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_zoom_example_shape() {
+        let token = SecretString::new("secret");
+        let sig = signature(&token, "1700000000", br#"{"event":"x"}"#);
+        assert!(sig.starts_with("v0="));
+        assert_eq!(sig.len(), 3 + 64);
+        assert_ne!(sig, signature(&token, "1700000001", br#"{"event":"x"}"#));
+    }
+}
