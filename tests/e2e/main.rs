@@ -1,1 +1,9 @@
+//! End-to-end tests: one test binary (linking the AWS SDK once), one moto per run.
 
+mod actions;
+mod browser;
+mod connect;
+mod events;
+mod refresh;
+mod stores;
+mod webhooks;
