@@ -1,1 +1,283 @@
-//! (filled by a later change)
+//! A real browser (Debian's headless Chromium through chromedriver) clicks through the whole
+//! connect flow: a parent page of the integration UI opens the connect URL in a popup, the
+//! person picks "Bring your own OAuth 2.0 app", types the app's credentials, presses Connect,
+//! presses Allow on the simulator's consent page, and the parent page receives the success
+//! postMessage with the connection id.
+//!
+//! Needs `chromium` and `chromedriver` (installed by `make test`; paths from `CHROMIUM` and
+//! `CHROMEDRIVER`). Missing ones fail the test with instructions, never skip it.
+//! `UPDATE_SCREENSHOTS=1` rewrites the screenshots under docs/img/.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::response::Html;
+use e2e_tests::stack::{Backend, StackOptions, TestStack};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tool(env: &str, default: &str) -> String {
+    let path = std::env::var(env)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| default.to_owned());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is missing: install Debian's chromium and chromium-driver (`make test` does), or set {env}"
+    );
+    path
+}
+
+async fn start_browser() -> (Driver, Client) {
+    let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _profile: profile,
+    };
+    let args = [
+        "--headless=new".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-quic".to_owned(),
+        "--no-first-run".to_owned(),
+        "--disable-background-networking".to_owned(),
+        "--disable-component-update".to_owned(),
+        "--disable-sync".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        "--window-size=1000,900".to_owned(),
+        format!("--user-data-dir={}", driver._profile.path().display()),
+    ];
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({ "binary": chromium, "args": args }),
+    );
+    let mut last_error = None;
+    for _ in 0..50 {
+        match ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps.clone())
+            .connect(&driver.url)
+            .await
+        {
+            Ok(client) => return (driver, client),
+            Err(e) => {
+                last_error = Some(e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    panic!("could not start a browser session: {last_error:?}");
+}
+
+/// The integration UI's page: opens the connect URL in a popup and shows what it is told.
+fn parent_page(connect_url: &str, connector_origin: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body>
+<button id="open">Connect Zoom</button><pre id="result">waiting</pre>
+<script>
+document.getElementById('open').onclick = function () {{ window.open({url}, 'zoom-connect', 'width=600,height=700'); }};
+window.addEventListener('message', function (e) {{
+  if (e.origin !== {origin}) return;
+  document.getElementById('result').textContent = JSON.stringify(e.data);
+}});
+</script></body></html>"#,
+        url = serde_json::to_string(connect_url).unwrap(),
+        origin = serde_json::to_string(connector_origin).unwrap(),
+    )
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let dir = if std::env::var("UPDATE_SCREENSHOTS").is_ok() {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/img"))
+    } else {
+        std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/screenshots"
+        ))
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+async fn wait_for_window_count(client: &Client, n: usize) -> Vec<fantoccini::wd::WindowHandle> {
+    for _ in 0..100 {
+        let windows = client.windows().await.unwrap();
+        if windows.len() == n {
+            return windows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("expected {n} browser windows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn byo_connect_in_a_popup_posts_the_connection_to_the_parent_page() {
+    // The UI lives on another origin (localhost vs 127.0.0.1), which must be allowed.
+    let ui_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ui_origin = format!(
+        "http://localhost:{}",
+        ui_listener.local_addr().unwrap().port()
+    );
+    let stack = TestStack::start(
+        StackOptions::new(Backend::Local).env("CONNECTOR_UI_ORIGINS", ui_origin.clone()),
+    )
+    .await;
+    stack.sim.set_auto_approve(false);
+    stack.sim.register_app("browser-client", "browser-secret");
+    stack.sim.allow_loopback_redirects("browser-client");
+    let session = stack.create_session(json!({})).await;
+    let page = parent_page(session["connect_url"].as_str().unwrap(), &stack.base_url);
+    let ui = tokio::spawn(async move {
+        let app =
+            axum::Router::new().route("/", axum::routing::get(move || async move { Html(page) }));
+        axum::serve(ui_listener, app).await.ok();
+    });
+
+    let (_driver, client) = start_browser().await;
+    client.goto(&format!("{ui_origin}/")).await.unwrap();
+    let parent = client.window().await.unwrap();
+    client
+        .find(Locator::Css("#open"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let windows = wait_for_window_count(&client, 2).await;
+    let popup = windows.into_iter().find(|w| *w != parent).unwrap();
+    client.switch_to_window(popup).await.unwrap();
+
+    client
+        .wait()
+        .for_element(Locator::Css("#auth-byo"))
+        .await
+        .unwrap();
+    screenshot(&client, "choice-page.png").await;
+    client
+        .find(Locator::Css("#auth-byo"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#client_id"))
+        .await
+        .unwrap()
+        .send_keys("browser-client")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#client_secret"))
+        .await
+        .unwrap()
+        .send_keys("browser-secret")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#connect"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The simulator's consent page.
+    client
+        .wait()
+        .for_element(Locator::Css("#allow"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The result page posts to the opener and closes itself.
+    wait_for_window_count(&client, 1).await;
+    client.switch_to_window(parent).await.unwrap();
+    let mut result = String::new();
+    for _ in 0..100 {
+        result = client
+            .find(Locator::Css("#result"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if result != "waiting" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let message: serde_json::Value = serde_json::from_str(&result)
+        .unwrap_or_else(|_| panic!("no postMessage arrived: {result}"));
+    assert_eq!(message["type"], "zoom-connector");
+    assert_eq!(message["status"], "success");
+    let id = message["connection_id"].as_str().unwrap();
+    let conn: serde_json::Value = stack
+        .backend(reqwest::Method::GET, &format!("/connections/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (conn["status"].as_str(), conn["client_id"].as_str()),
+        (Some("active"), Some("browser-client"))
+    );
+
+    // An error page, as a person sees it (admin pre-approval required).
+    stack.sim.set_auto_approve(true);
+    stack.sim.set_require_preapproval("sim-account-1", true);
+    let failing = stack
+        .create_session(json!({ "auth_type": "platform_app" }))
+        .await;
+    client
+        .goto(failing["connect_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    let body = client
+        .wait()
+        .for_element(Locator::Css("body[data-status=error]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        body.attr("data-error-code").await.unwrap().as_deref(),
+        Some("admin_preapproval_required")
+    );
+    screenshot(&client, "error-admin-preapproval.png").await;
+
+    client.close().await.ok();
+    ui.abort();
+}
