@@ -152,7 +152,7 @@ impl Config {
 
     pub fn is_allowed_origin(&self, url: &Url) -> bool {
         let origin = origin_of(url);
-        self.ui_origins.iter().any(|o| *o == origin)
+        self.ui_origins.contains(&origin)
     }
 
     /// Cookies get `Secure` when the public URL is https.

@@ -19,10 +19,11 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
-    pub zoom: Option<ZoomErrorInfo>,
+    /// Boxed, like `extra`: rare, and it keeps `Result<_, ApiError>` small.
+    pub zoom: Option<Box<ZoomErrorInfo>>,
     pub retry_after_secs: Option<u64>,
     /// Extra members of the problem document (e.g. `errors` for validation).
-    pub extra: Option<serde_json::Value>,
+    pub extra: Option<Box<serde_json::Value>>,
 }
 
 #[derive(Serialize)]
@@ -91,7 +92,7 @@ impl ApiError {
     }
 
     pub fn with_zoom(mut self, zoom: ZoomErrorInfo) -> Self {
-        self.zoom = Some(zoom);
+        self.zoom = Some(Box::new(zoom));
         self
     }
 
@@ -101,7 +102,7 @@ impl ApiError {
     }
 
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
-        self.extra = Some(extra);
+        self.extra = Some(Box::new(extra));
         self
     }
 
@@ -121,8 +122,8 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: &self.detail,
             code: self.code,
-            zoom: self.zoom.as_ref(),
-            extra: self.extra.as_ref(),
+            zoom: self.zoom.as_deref(),
+            extra: self.extra.as_deref(),
         }
     }
 }
