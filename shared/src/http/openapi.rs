@@ -39,3 +39,40 @@ static DOCUMENT: LazyLock<String> =
 pub fn document_json() -> String {
     DOCUMENT.clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// `METHOD /path` of every `### \`METHOD /path\`` heading of docs/api.md (local-only
+    /// routes excepted: they are not part of the deployed API).
+    fn documented() -> BTreeSet<String> {
+        include_str!("../../../docs/api.md")
+            .lines()
+            .filter_map(|l| l.strip_prefix("### `"))
+            .filter_map(|l| l.split('`').next())
+            .filter(|r| !r.contains("/local/"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn docs_api_md_lists_exactly_the_routes_of_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(&super::document_json()).unwrap();
+        let mut served = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                served.insert(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+        let documented = documented();
+        // The proxy takes any method; the docs list it once.
+        let normalise = |set: &BTreeSet<String>| -> BTreeSet<String> {
+            set.iter()
+                .map(|r| if r.contains("/proxy/") { "ANY /connections/{id}/proxy/{path}".to_owned() } else { r.clone() })
+                .collect()
+        };
+        let documented: BTreeSet<String> = normalise(&documented.into_iter().map(|r| r.replace(" (any method)", "")).collect());
+        assert_eq!(normalise(&served), documented);
+    }
+}
