@@ -5,5 +5,6 @@ mod browser;
 mod connect;
 mod events;
 mod refresh;
+mod secrets;
 mod stores;
 mod webhooks;
