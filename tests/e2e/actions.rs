@@ -1,1 +1,1709 @@
-//! (filled by a later change)
+//! Zoom actions and the raw proxy through the real routers against the simulator: one test per
+//! route, Zoom's error mappings, request validation, idempotent creation, the recordings walker,
+//! the proxy's path and header rules, and a contract check of every request the connector sent
+//! (and every answer it read) against Zoom's OpenAPI description.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for};
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zoom_connector::config::Config;
+use zoom_connector::domain::ConnectionStatus;
+use zoom_connector::ports::{ZoomApi, ZoomRequest, ZoomResponse, ZoomTransportError};
+use zoom_connector::services::Connector;
+use zoom_sim::contract::{
+    load_zoom_openapi, match_path_template, openapi_request_schema, openapi_response_schema,
+};
+use zoom_sim::{Fault, FaultTarget, RecordedRequest, SimRecording, ZoomSim};
+
+// ---- helpers ------------------------------------------------------------------------------
+
+/// A stack with one connected platform-app connection.
+async fn connected(backend: Backend) -> (TestStack, String) {
+    let stack = TestStack::start(StackOptions::new(backend)).await;
+    let id = stack.connect_platform().await;
+    (stack, id)
+}
+
+/// Status, headers and body (JSON when it parses, else a string) of an answer.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    async fn of(r: reqwest::Response) -> Self {
+        Self {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            bytes: r.bytes().await.expect("answer body").to_vec(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|_| {
+            panic!(
+                "answer {} is not JSON: {}",
+                self.status,
+                String::from_utf8_lossy(&self.bytes)
+            )
+        })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with this status and code; returns the document.
+    fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "expected {status} {code}, got {}: {}",
+            self.status,
+            String::from_utf8_lossy(&self.bytes)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "problem content type"
+        );
+        let doc = self.json();
+        assert_eq!(doc["code"], code, "{doc:#}");
+        assert_eq!(doc["status"], status, "{doc:#}");
+        for member in ["type", "title", "detail"] {
+            assert!(doc[member].is_string(), "problem lacks {member}: {doc:#}");
+        }
+        doc
+    }
+}
+
+async fn call(stack: &TestStack, method: Method, path: &str, body: Option<Value>) -> Answer {
+    let mut request = stack.backend(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    Answer::of(request.send().await.expect("request sent")).await
+}
+
+fn zoom_path(id: &str, rest: &str) -> String {
+    format!("/connections/{id}/zoom{rest}")
+}
+
+/// The requests the simulator received under `/v2` (Zoom's REST API).
+fn api_requests(sim: &ZoomSim) -> Vec<RecordedRequest> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v2/"))
+        .collect()
+}
+
+fn api_requests_to(sim: &ZoomSim, method: &str, path: &str) -> Vec<RecordedRequest> {
+    api_requests(sim)
+        .into_iter()
+        .filter(|r| r.method == method && r.path == path)
+        .collect()
+}
+
+/// One path segment, percent-encoded (`/` and `=` included).
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+/// The connection's current access token, as stored.
+async fn access_token(stack: &TestStack, id: &str) -> String {
+    stack
+        .connector
+        .read_connection_secret(id)
+        .await
+        .expect("connection secret")
+        .access_token
+        .expose()
+        .to_owned()
+}
+
+fn meeting_body(topic: &str) -> Value {
+    json!({
+        "topic": topic,
+        "type": 2,
+        "start_time": "2026-12-01T10:00:00Z",
+        "duration": 30,
+        "agenda": "e2e",
+    })
+}
+
+async fn create_meeting(stack: &TestStack, id: &str, topic: &str) -> Value {
+    let a = call(
+        stack,
+        Method::POST,
+        &zoom_path(id, "/meetings"),
+        Some(meeting_body(topic)),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+    a.json()
+}
+
+/// Validates every request the connector sent to Zoom's REST API and every answer it got
+/// against Zoom's OpenAPI description: the operation exists, the query names declared
+/// parameters, a JSON body matches the request schema (with `Content-Type: application/json`
+/// and a bearer token), and each answer matches the response schema of its status. Returns how
+/// many requests were checked.
+fn check_contract(sim: &ZoomSim) -> usize {
+    let spec = load_zoom_openapi();
+    let mut failures = Vec::new();
+    let requests = api_requests(sim);
+    for r in &requests {
+        let what = format!("{} {}?{}", r.method, r.path, r.query);
+        let Some(template) = match_path_template(&spec, &r.path) else {
+            failures.push(format!("{what}: not in Zoom's description"));
+            continue;
+        };
+        let method = r.method.to_ascii_lowercase();
+        let Some(operation) = spec["paths"][&template].get(&method) else {
+            failures.push(format!("{what}: {template} has no {method}"));
+            continue;
+        };
+        if !r
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer ") && a.len() > "Bearer ".len())
+        {
+            failures.push(format!("{what}: no bearer token"));
+        }
+        let declared: HashSet<&str> = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for (name, _) in url::form_urlencoded::parse(r.query.as_bytes()) {
+            if !declared.contains(name.as_ref()) {
+                failures.push(format!("{what}: undeclared query parameter {name}"));
+            }
+        }
+        match openapi_request_schema(&spec, &template, &method) {
+            Some(schema) if !r.body.is_empty() => {
+                if !r
+                    .header("content-type")
+                    .is_some_and(|c| c.starts_with("application/json"))
+                {
+                    failures.push(format!("{what}: JSON body without application/json"));
+                }
+                match serde_json::from_slice::<Value>(&r.body) {
+                    // Formats are not checked on requests: Zoom's schema calls `start_time` a
+                    // date-time, but Zoom also takes local times without `Z` (ZOOM.md).
+                    Ok(body) => failures.extend(schema_errors(&schema, &body, false, &what)),
+                    Err(e) => failures.push(format!("{what}: body is not JSON: {e}")),
+                }
+            }
+            Some(_) if operation["requestBody"]["required"] == true => {
+                failures.push(format!("{what}: required body missing"));
+            }
+            None if !r.body.is_empty() => {
+                failures.push(format!("{what}: body sent to an operation without one"));
+            }
+            _ => {}
+        }
+        if r.status >= 200 && r.status < 300 {
+            match openapi_response_schema(&spec, &template, &method, r.status) {
+                Some(schema) => match serde_json::from_slice::<Value>(&r.response_body) {
+                    Ok(body) => failures.extend(schema_errors(&schema, &body, true, &what)),
+                    Err(e) => failures.push(format!("{what}: answer is not JSON: {e}")),
+                },
+                None => {
+                    if operation["responses"].get(r.status.to_string()).is_none() {
+                        failures.push(format!("{what}: undocumented status {}", r.status));
+                    }
+                    if !r.response_body.is_empty() {
+                        failures.push(format!("{what}: {} answer has a body", r.status));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "contract violations:\n{}",
+        failures.join("\n")
+    );
+    requests.len()
+}
+
+fn schema_errors(schema: &Value, body: &Value, formats: bool, what: &str) -> Vec<String> {
+    let validator = jsonschema::draft4::options()
+        .should_validate_formats(formats)
+        .build(schema)
+        .expect("Zoom's schema compiles");
+    validator
+        .iter_errors(body)
+        .map(|e| format!("{what}: {} at {}", e.masked(), e.instance_path()))
+        .collect()
+}
+
+/// A raw HTTP/1.1 request, so paths reach the server exactly as written (HTTP clients
+/// normalise `..` and `%2e%2e` away).
+async fn raw_request(stack: &TestStack, method: &str, target: &str) -> (u16, String) {
+    let addr = stack.base_url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        stack.api_key
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}
+
+/// A raw chunked POST of `chunks` × `size` bytes (the size is not announced up front). The
+/// server may answer and close before reading everything, so write errors are not failures.
+async fn raw_chunked_post(
+    stack: &TestStack,
+    target: &str,
+    chunks: usize,
+    size: usize,
+) -> (u16, String) {
+    let addr = stack.base_url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        stack.api_key
+    );
+    let chunk = format!("{size:x}\r\n{}\r\n", " ".repeat(size));
+    let mut written = stream.write_all(head.as_bytes()).await;
+    for _ in 0..chunks {
+        if written.is_err() {
+            break;
+        }
+        written = stream.write_all(chunk.as_bytes()).await;
+    }
+    if written.is_ok() {
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}
+
+/// Seconds from now until the next midnight UTC (Zoom's daily limits reset then).
+fn secs_to_utc_midnight() -> i64 {
+    let now = OffsetDateTime::now_utc();
+    let midnight = now
+        .date()
+        .next_day()
+        .expect("a next day")
+        .midnight()
+        .assume_utc();
+    (midnight - now).whole_seconds()
+}
+
+// ---- routes -----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn get_me_passes_zooms_user() {
+    let (stack, id) = connected(Backend::Local).await;
+    let a = call(&stack, Method::GET, &zoom_path(&id, "/me"), None).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+    );
+    let me = a.json();
+    assert_eq!(me["id"], zoom_sim::DEFAULT_USER_ID);
+    assert_eq!(me["email"], "ada@example.com");
+    let sent = api_requests_to(&stack.sim, "GET", "/v2/users/me");
+    let last = sent.last().expect("GET /users/me reached Zoom");
+    assert_eq!(
+        last.header("authorization"),
+        Some(format!("Bearer {}", access_token(&stack, &id).await).as_str())
+    );
+    // Unknown connections are ours to answer, without a call to Zoom.
+    let before = api_requests(&stack.sim).len();
+    call(&stack, Method::GET, &zoom_path("conn_missing", "/me"), None)
+        .await
+        .problem(404, "connection_not_found");
+    assert_eq!(api_requests(&stack.sim).len(), before);
+    // The API key is required.
+    let r = stack
+        .http
+        .get(stack.url(&zoom_path(&id, "/me")))
+        .send()
+        .await
+        .unwrap();
+    Answer::of(r).await.problem(401, "unauthorized");
+    assert!(check_contract(&stack.sim) >= 1);
+}
+
+async fn create_meeting_case(backend: Backend) {
+    let (stack, id) = connected(backend).await;
+    let body = meeting_body("Quarterly review");
+    let a = call(
+        &stack,
+        Method::POST,
+        &zoom_path(&id, "/meetings"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+    let meeting = a.json();
+    // Zoom's own JSON, unchanged.
+    let sent = api_requests_to(&stack.sim, "POST", "/v2/users/me/meetings");
+    assert_eq!(sent.len(), 1);
+    let zoom_answer: Value = serde_json::from_slice(&sent[0].response_body).unwrap();
+    assert_eq!(meeting, zoom_answer);
+    assert!(meeting["id"].is_i64());
+    assert_eq!(meeting["topic"], "Quarterly review");
+    assert_eq!(meeting["start_time"], "2026-12-01T10:00:00Z");
+    assert!(meeting["join_url"].is_string());
+    assert!(meeting.get("warning").is_none());
+    // The body reached Zoom as given.
+    let forwarded: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(forwarded, body);
+    assert_eq!(stack.sim.meetings_count(), 1);
+    assert!(check_contract(&stack.sim) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_meeting_answers_201_with_zooms_body_local() {
+    create_meeting_case(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_meeting_answers_201_with_zooms_body_aws() {
+    create_meeting_case(Backend::Aws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn get_update_delete_meeting() {
+    let (stack, id) = connected(Backend::Local).await;
+    let meeting = create_meeting(&stack, &id, "Before").await;
+    let mid = meeting["id"].as_i64().unwrap().to_string();
+    let path = zoom_path(&id, &format!("/meetings/{mid}"));
+
+    let got = call(&stack, Method::GET, &path, None).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["id"], meeting["id"]);
+
+    let patched = call(
+        &stack,
+        Method::PATCH,
+        &path,
+        Some(json!({ "topic": "After", "duration": 45 })),
+    )
+    .await;
+    assert_eq!(patched.status, 204);
+    assert!(patched.bytes.is_empty(), "204 has no body");
+    assert_eq!(patched.header("content-type"), None);
+    let got = call(&stack, Method::GET, &path, None).await.json();
+    assert_eq!(got["topic"], "After");
+    assert_eq!(got["duration"], 45);
+
+    let deleted = call(&stack, Method::DELETE, &path, None).await;
+    assert_eq!(deleted.status, 204);
+    assert!(deleted.bytes.is_empty(), "204 has no body");
+    assert_eq!(stack.sim.meetings_count(), 0);
+
+    // 404 / 3001 keeps Zoom's code.
+    let doc = call(&stack, Method::GET, &path, None)
+        .await
+        .problem(404, "zoom_not_found");
+    assert_eq!(doc["zoom"]["status"], 404);
+    assert_eq!(doc["zoom"]["code"], 3001);
+    assert!(doc["zoom"]["message"].as_str().unwrap().contains(&mid));
+    let doc = call(&stack, Method::DELETE, &path, None)
+        .await
+        .problem(404, "zoom_not_found");
+    assert_eq!(doc["zoom"]["code"], 3001);
+    assert!(check_contract(&stack.sim) >= 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn update_livestream_answers_204() {
+    let (stack, id) = connected(Backend::Local).await;
+    let meeting = create_meeting(&stack, &id, "Streamed").await;
+    let mid = meeting["id"].as_i64().unwrap();
+    let path = zoom_path(&id, &format!("/meetings/{mid}/livestream"));
+    let body = json!({
+        "stream_url": "rtmp://live.example.com/app",
+        "stream_key": "key-123",
+        "page_url": "https://example.com/live",
+    });
+    let a = call(&stack, Method::PATCH, &path, Some(body.clone())).await;
+    assert_eq!(a.status, 204, "{}", String::from_utf8_lossy(&a.bytes));
+    assert!(a.bytes.is_empty());
+    let sent = api_requests_to(
+        &stack.sim,
+        "PATCH",
+        &format!("/v2/meetings/{mid}/livestream"),
+    );
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&sent[0].body).unwrap(),
+        body
+    );
+
+    // A missing required field is ours to refuse, naming it.
+    let before = api_requests(&stack.sim).len();
+    let doc = call(
+        &stack,
+        Method::PATCH,
+        &path,
+        Some(json!({ "stream_url": "rtmp://x", "stream_key": "k" })),
+    )
+    .await
+    .problem(400, "validation_failed");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("page_url"),
+        "{doc}"
+    );
+    assert_eq!(doc["errors"][0]["field"], "page_url", "{doc}");
+    assert_eq!(api_requests(&stack.sim).len(), before);
+    check_contract(&stack.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn meeting_recordings_by_id_and_by_uuids_that_need_double_encoding() {
+    let (stack, id) = connected(Backend::Local).await;
+    let user = zoom_sim::DEFAULT_USER_ID;
+
+    // A numeric meeting id.
+    let plain =
+        SimRecording::new("Plain", datetime!(2026-03-02 10:00 UTC)).with_meeting_id(81234567890);
+    stack.sim.add_recording(user, plain.clone());
+    let a = call(
+        &stack,
+        Method::GET,
+        &zoom_path(&id, "/meetings/81234567890/recordings"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(a.json()["uuid"], plain.uuid);
+
+    // A meeting whose UUID starts with `/`, created through the connector.
+    let leading = "/ajXp112QmuoKj4854875==";
+    stack.sim.set_next_meeting_uuid(leading);
+    let meeting = create_meeting(&stack, &id, "Slashed").await;
+    assert_eq!(meeting["uuid"], leading);
+    let mid = meeting["id"].as_i64().unwrap();
+    stack.sim.add_recording(
+        user,
+        SimRecording::new("Slashed", datetime!(2026-03-03 10:00 UTC))
+            .with_meeting_id(mid)
+            .with_uuid(leading),
+    );
+    // And one containing `//` (and `+`).
+    let inner = "Rk9v//YmFy+ZQ==";
+    stack.sim.add_recording(
+        user,
+        SimRecording::new("Inner", datetime!(2026-03-04 10:00 UTC)).with_uuid(inner),
+    );
+    // One with a single `/` inside: encoded once is right.
+    let single = "ab/cdEF==";
+    stack.sim.add_recording(
+        user,
+        SimRecording::new("Single", datetime!(2026-03-05 10:00 UTC)).with_uuid(single),
+    );
+
+    for uuid in [leading, inner, single] {
+        // Callers encode the UUID once, as for any path segment.
+        let a = call(
+            &stack,
+            Method::GET,
+            &zoom_path(&id, &format!("/meetings/{}/recordings", encode(uuid))),
+            None,
+        )
+        .await;
+        assert_eq!(
+            a.status,
+            200,
+            "{uuid}: {}",
+            String::from_utf8_lossy(&a.bytes)
+        );
+        assert_eq!(a.json()["uuid"], uuid);
+        // A caller that already double-encoded (as Zoom's docs say) gets the same meeting.
+        let a = call(
+            &stack,
+            Method::GET,
+            &zoom_path(
+                &id,
+                &format!("/meetings/{}/recordings", encode(&encode(uuid))),
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(
+            a.status,
+            200,
+            "{uuid} pre-encoded: {}",
+            String::from_utf8_lossy(&a.bytes)
+        );
+        assert_eq!(a.json()["uuid"], uuid);
+    }
+    // What Zoom saw: double encoding exactly where it is needed.
+    let paths: Vec<String> = api_requests(&stack.sim)
+        .into_iter()
+        .filter(|r| r.path.ends_with("/recordings") && r.path.starts_with("/v2/meetings/"))
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        paths.contains(&"/v2/meetings/%252FajXp112QmuoKj4854875%253D%253D/recordings".to_owned()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"/v2/meetings/Rk9v%252F%252FYmFy%252BZQ%253D%253D/recordings".to_owned()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"/v2/meetings/ab%2FcdEF%3D%3D/recordings".to_owned()),
+        "{paths:?}"
+    );
+
+    // No recording: Zoom's 3301 comes back as 404.
+    let doc = call(
+        &stack,
+        Method::GET,
+        &zoom_path(&id, "/meetings/99999999999/recordings"),
+        None,
+    )
+    .await
+    .problem(404, "zoom_not_found");
+    assert_eq!(doc["zoom"]["code"], 3301);
+    check_contract(&stack.sim);
+}
+
+// ---- recordings walker ------------------------------------------------------------------
+
+async fn recordings_walk_case(backend: Backend) {
+    let (stack, id) = connected(backend).await;
+    let user = zoom_sim::DEFAULT_USER_ID;
+    // Three months, several recordings per 28-day window, plus some just outside.
+    let mut expected = HashSet::new();
+    let start = datetime!(2026-01-01 00:30 UTC);
+    for day in (0..90).step_by(4) {
+        for hour in [1, 9, 17] {
+            let at = start + time::Duration::days(day) + time::Duration::hours(hour);
+            let r = SimRecording::new(&format!("day {day} hour {hour}"), at);
+            expected.insert(r.uuid.clone());
+            stack.sim.add_recording(user, r);
+        }
+    }
+    let last_day = SimRecording::new("last day", datetime!(2026-03-31 23:59 UTC));
+    expected.insert(last_day.uuid.clone());
+    stack.sim.add_recording(user, last_day);
+    for outside in [
+        datetime!(2025-12-31 23:59 UTC),
+        datetime!(2026-04-01 00:00 UTC),
+    ] {
+        stack
+            .sim
+            .add_recording(user, SimRecording::new("outside", outside));
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        assert!(calls < 100, "the walk does not end");
+        let mut path = zoom_path(&id, "/recordings?from=2026-01-01&to=2026-03-31&page_size=4");
+        if let Some(c) = &cursor {
+            path = zoom_path(&id, &format!("/recordings?cursor={c}"));
+        }
+        let a = call(&stack, Method::GET, &path, None).await;
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+        let page = a.json();
+        assert_eq!(page["from"], "2026-01-01");
+        assert_eq!(page["to"], "2026-03-31");
+        let meetings = page["meetings"].as_array().unwrap();
+        assert!(meetings.len() <= 4);
+        seen.extend(
+            meetings
+                .iter()
+                .map(|m| m["uuid"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => {
+                assert!(page["next_cursor"].is_null());
+                break;
+            }
+        }
+    }
+    let unique: HashSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "a recording came back twice");
+    assert_eq!(unique, expected);
+
+    // Zoom was only ever asked for windows within one month, inside the range, with
+    // several pages per window.
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let mut windows = BTreeMap::new();
+    for r in api_requests_to(&stack.sim, "GET", "/v2/users/me/recordings") {
+        let q: BTreeMap<String, String> = url::form_urlencoded::parse(r.query.as_bytes())
+            .into_owned()
+            .collect();
+        let from = time::Date::parse(&q["from"], day).unwrap();
+        let to = time::Date::parse(&q["to"], day).unwrap();
+        assert!(from >= time::macros::date!(2026 - 01 - 01), "{q:?}");
+        assert!(to <= time::macros::date!(2026 - 03 - 31), "{q:?}");
+        assert!(from <= to, "{q:?}");
+        assert!(
+            (to - from).whole_days() < 28,
+            "window longer than 28 days: {q:?}"
+        );
+        assert_eq!(q["page_size"], "4");
+        *windows.entry((from, to)).or_insert(0) += 1;
+    }
+    assert!(windows.len() >= 4, "{windows:?}");
+    assert!(
+        windows.values().filter(|pages| **pages >= 3).count() >= 3,
+        "several pages per window: {windows:?}"
+    );
+    // Windows tile the range without gaps or overlaps.
+    let mut next = time::macros::date!(2026 - 01 - 01);
+    for (from, to) in windows.keys() {
+        assert_eq!(*from, next, "{windows:?}");
+        next = to.next_day().unwrap();
+    }
+    assert_eq!(next, time::macros::date!(2026 - 04 - 01));
+    check_contract(&stack.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recordings_walk_every_window_and_page_once_local() {
+    recordings_walk_case(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recordings_walk_every_window_and_page_once_aws() {
+    recordings_walk_case(Backend::Aws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recordings_query_is_validated() {
+    let (stack, id) = connected(Backend::Local).await;
+    let baseline = api_requests(&stack.sim).len();
+    let cases = [
+        ("/recordings?from=2026-13-01&to=2026-12-31", "from"),
+        ("/recordings?from=2026-01-01&to=yesterday", "to"),
+        ("/recordings?from=2026-02-01&to=2026-01-01", "from"),
+        ("/recordings?page_size=301", "page_size"),
+        ("/recordings?page_size=0", "page_size"),
+        ("/recordings?page_size=many", "page_size"),
+        ("/recordings?cursor=not-a-cursor", "cursor"),
+    ];
+    for (query, field) in cases {
+        let doc = call(&stack, Method::GET, &zoom_path(&id, query), None)
+            .await
+            .problem(400, "validation_failed");
+        assert!(
+            doc["detail"].as_str().unwrap().contains(field),
+            "{query}: {doc}"
+        );
+    }
+    assert_eq!(
+        api_requests(&stack.sim).len(),
+        baseline,
+        "nothing sent to Zoom"
+    );
+    // Without a range: the last 30 days, answered with the range used.
+    let page = call(&stack, Method::GET, &zoom_path(&id, "/recordings"), None).await;
+    assert_eq!(page.status, 200);
+    let page = page.json();
+    assert!(page["meetings"].as_array().unwrap().is_empty());
+    assert!(page["next_cursor"].is_null(), "{page}");
+    check_contract(&stack.sim);
+}
+
+// ---- the proxy ----------------------------------------------------------------------------
+
+async fn proxy_case(backend: Backend) {
+    let (stack, id) = connected(backend).await;
+    let token = access_token(&stack, &id).await;
+
+    // GET with a query; hop-by-hop, cookie and caller auth headers stay here.
+    let r = stack
+        .backend(
+            Method::GET,
+            &format!("/connections/{id}/proxy/users/me?login_type=100"),
+        )
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "1")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("cookie", "session=abc")
+        .header("x-forwarded-for", "10.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    let a = Answer::of(r).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert!(
+        a.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+    );
+    assert_eq!(a.json()["id"], zoom_sim::DEFAULT_USER_ID);
+    let sent = api_requests_to(&stack.sim, "GET", "/v2/users/me");
+    let got = sent.last().expect("the proxy reached Zoom");
+    assert_eq!(got.query, "login_type=100");
+    assert_eq!(
+        got.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    for header in [
+        "x-hop",
+        "te",
+        "proxy-authorization",
+        "cookie",
+        "x-forwarded-for",
+    ] {
+        assert_eq!(got.header(header), None, "{header} was forwarded");
+    }
+    for (name, value) in &got.headers {
+        assert!(
+            !value.contains(&stack.api_key),
+            "the API key went to Zoom in {name}"
+        );
+    }
+
+    // POST: body and content type passed on, Zoom's 201 and body back.
+    let body = json!({ "topic": "Through the proxy", "type": 2, "start_time": "2026-12-02T09:00:00Z", "duration": 15 });
+    let a = Answer::of(
+        stack
+            .backend(
+                Method::POST,
+                &format!("/connections/{id}/proxy/users/me/meetings"),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+    let created = a.json();
+    assert_eq!(created["topic"], "Through the proxy");
+    let sent = api_requests_to(&stack.sim, "POST", "/v2/users/me/meetings");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&sent[0].body).unwrap(),
+        body
+    );
+    assert_eq!(sent[0].header("content-type"), Some("application/json"));
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+
+    // PATCH and DELETE: 204 with no body.
+    let mid = created["id"].as_i64().unwrap();
+    let a = Answer::of(
+        stack
+            .backend(
+                Method::PATCH,
+                &format!("/connections/{id}/proxy/meetings/{mid}"),
+            )
+            .json(&json!({ "topic": "Renamed" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 204);
+    assert!(a.bytes.is_empty());
+
+    // Zoom's errors come back as Zoom gave them.
+    let a = Answer::of(
+        stack
+            .backend(Method::GET, &format!("/connections/{id}/proxy/meetings/1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.json()["code"], 3001);
+
+    // Rate-limit headers come back with the 429.
+    stack.sim.inject(Fault::RateLimit {
+        target: FaultTarget::Api,
+        daily: false,
+        times: Some(1),
+    });
+    let a = Answer::of(
+        stack
+            .backend(Method::GET, &format!("/connections/{id}/proxy/users/me"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 429);
+    assert_eq!(a.header("retry-after"), Some("1"));
+    assert_eq!(a.header("x-ratelimit-type"), Some("QPS"));
+    assert_eq!(a.header("x-ratelimit-category"), Some("Light"));
+    assert_eq!(a.header("x-ratelimit-limit"), Some("30"));
+    assert_eq!(a.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(a.json()["code"], 429);
+
+    // Double-encoded UUID paths pass through untouched.
+    let uuid = "/proxyUuid//x==";
+    stack.sim.add_recording(
+        zoom_sim::DEFAULT_USER_ID,
+        SimRecording::new("Proxied", datetime!(2026-02-01 10:00 UTC)).with_uuid(uuid),
+    );
+    let a = Answer::of(
+        stack
+            .backend(
+                Method::GET,
+                &format!(
+                    "/connections/{id}/proxy/meetings/{}/recordings",
+                    encode(&encode(uuid))
+                ),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(a.json()["uuid"], uuid);
+    check_contract(&stack.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proxy_passes_method_path_query_body_and_injects_the_token_local() {
+    proxy_case(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proxy_passes_method_path_query_body_and_injects_the_token_aws() {
+    proxy_case(Backend::Aws).await;
+}
+
+/// The contract check itself can fail: the proxy does not validate, so an off-contract body
+/// and an undeclared query parameter reach the simulator and must be caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_check_catches_off_contract_requests() {
+    let (stack, id) = connected(Backend::Local).await;
+    check_contract(&stack.sim);
+    let r = stack
+        .backend(
+            Method::POST,
+            &format!("/connections/{id}/proxy/users/me/meetings"),
+        )
+        .json(&json!({ "topic": "t", "type": "weekly" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "Zoom refuses it too");
+    let caught =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_contract(&stack.sim)));
+    let message = caught
+        .expect_err("the off-contract body is caught")
+        .downcast::<String>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(message.contains("/v2/users/me/meetings"), "{message}");
+
+    let stack = TestStack::start(StackOptions::new(Backend::Local)).await;
+    let id = stack.connect_platform().await;
+    let r = stack
+        .backend(
+            Method::GET,
+            &format!("/connections/{id}/proxy/users/me?not_a_parameter=1"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let caught =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_contract(&stack.sim)));
+    assert!(caught.is_err(), "the undeclared query parameter is caught");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proxy_refuses_paths_that_climb_out_of_the_api_base() {
+    let (stack, id) = connected(Backend::Local).await;
+    let baseline = api_requests(&stack.sim).len();
+    let base = format!("/connections/{id}/proxy");
+    let targets = [
+        format!("{base}/../../oauth/token"),
+        format!("{base}/users/../../oauth/token"),
+        format!("{base}/.."),
+        format!("{base}/./users/me"),
+        format!("{base}/%2e%2e/oauth/token"),
+        format!("{base}/users/%2E%2E/%2e%2E/oauth/token"),
+        format!("{base}/%252e%252e/oauth/token"),
+        format!("{base}/users/%2e%2e%2f%2e%2e%2foauth/token"),
+        format!("{base}/users/..%5c..%5coauth/token"),
+        format!("{base}/users/%5c/me"),
+        format!("{base}/users\\..\\..\\oauth"),
+        format!("{base}/users/me%00"),
+        format!("{base}/"),
+    ];
+    for target in &targets {
+        for method in ["GET", "POST", "DELETE"] {
+            let (status, text) = raw_request(&stack, method, target).await;
+            assert_eq!(status, 400, "{method} {target}: {text}");
+            assert!(
+                text.contains("application/problem+json") && text.contains("validation_failed"),
+                "{method} {target}: {text}"
+            );
+        }
+    }
+    assert_eq!(
+        api_requests(&stack.sim).len(),
+        baseline,
+        "nothing may reach Zoom: {:?}",
+        api_requests(&stack.sim)[baseline..]
+            .iter()
+            .map(|r| &r.path)
+            .collect::<Vec<_>>()
+    );
+    // The same client reaches Zoom with a clean path.
+    let (status, text) = raw_request(&stack, "GET", &format!("{base}/users/me")).await;
+    assert_eq!(status, 200, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_over_one_megabyte_are_refused() {
+    let (stack, id) = connected(Backend::Local).await;
+    let baseline = api_requests(&stack.sim).len();
+    let big = json!({ "topic": "big", "agenda": "x".repeat(1024 * 1024 + 10) });
+    call(
+        &stack,
+        Method::POST,
+        &zoom_path(&id, "/meetings"),
+        Some(big.clone()),
+    )
+    .await
+    .problem(413, "payload_too_large");
+    let a = Answer::of(
+        stack
+            .backend(
+                Method::POST,
+                &format!("/connections/{id}/proxy/users/me/meetings"),
+            )
+            .json(&big)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    a.problem(413, "payload_too_large");
+    // Also when the size is not announced up front (chunked).
+    let (status, text) = raw_chunked_post(
+        &stack,
+        &format!("/connections/{id}/proxy/users/me/meetings"),
+        17,
+        64 * 1024,
+    )
+    .await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("payload_too_large"), "{text}");
+    assert_eq!(
+        api_requests(&stack.sim).len(),
+        baseline,
+        "nothing sent to Zoom"
+    );
+}
+
+// ---- error mappings ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rejected_token_is_refreshed_once_and_the_call_retried() {
+    let (stack, id) = connected(Backend::Local).await;
+    // Warm: the token is cached in this process.
+    assert_eq!(
+        call(&stack, Method::GET, &zoom_path(&id, "/me"), None)
+            .await
+            .status,
+        200
+    );
+    let old = access_token(&stack, &id).await;
+    let grants = stack.sim.counters().refresh_grants;
+    stack.sim.expire_access_tokens();
+
+    let a = call(&stack, Method::GET, &zoom_path(&id, "/me"), None).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(
+        stack.sim.counters().refresh_grants,
+        grants + 1,
+        "exactly one refresh"
+    );
+    let new = access_token(&stack, &id).await;
+    assert_ne!(old, new);
+    let sent = api_requests_to(&stack.sim, "GET", "/v2/users/me");
+    let tail: Vec<(u16, Option<&str>)> = sent[sent.len() - 2..]
+        .iter()
+        .map(|r| (r.status, r.header("authorization")))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            (401, Some(format!("Bearer {old}").as_str())),
+            (200, Some(format!("Bearer {new}").as_str()))
+        ]
+    );
+
+    // Also for a create: the 401 means nothing was created, so the retry is safe.
+    stack.sim.expire_access_tokens();
+    create_meeting(&stack, &id, "After 401").await;
+    assert_eq!(stack.sim.counters().refresh_grants, grants + 2);
+    assert_eq!(stack.sim.meetings_count(), 1);
+
+    // And through the proxy.
+    stack.sim.expire_access_tokens();
+    let r = stack
+        .backend(Method::GET, &format!("/connections/{id}/proxy/users/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(stack.sim.counters().refresh_grants, grants + 3);
+    check_contract(&stack.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_401_is_not_refreshed_again() {
+    let (stack, id) = connected(Backend::Local).await;
+    let grants = stack.sim.counters().refresh_grants;
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 401,
+        times: Some(2),
+    });
+    let doc = call(&stack, Method::GET, &zoom_path(&id, "/me"), None)
+        .await
+        .problem(502, "zoom_unauthorized");
+    assert_eq!(doc["zoom"]["status"], 401);
+    assert_eq!(doc["zoom"]["code"], 124);
+    assert_eq!(stack.sim.counters().refresh_grants, grants + 1);
+    // Through the proxy the refused token is ours to report too: a pass-through 401 would
+    // read as a wrong API key.
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 401,
+        times: Some(2),
+    });
+    let a = Answer::of(
+        stack
+            .backend(Method::GET, &format!("/connections/{id}/proxy/users/me"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    a.problem(502, "zoom_unauthorized");
+    assert_eq!(a.header("www-authenticate"), None);
+    assert_eq!(stack.sim.counters().refresh_grants, grants + 2);
+    // The connection still works.
+    assert_eq!(
+        call(&stack, Method::GET, &zoom_path(&id, "/me"), None)
+            .await
+            .status,
+        200
+    );
+    check_contract(&stack.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn missing_scope_is_403_naming_the_scope() {
+    let (stack, id) = connected(Backend::Local).await;
+    stack.sim.inject(Fault::ScopeMissing {
+        scope: "meeting:write".into(),
+        times: Some(1),
+    });
+    let doc = call(
+        &stack,
+        Method::POST,
+        &zoom_path(&id, "/meetings"),
+        Some(meeting_body("no scope")),
+    )
+    .await
+    .problem(403, "zoom_scope_missing");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("meeting:write"),
+        "{doc}"
+    );
+    assert_eq!(doc["zoom"]["code"], 4711);
+    assert_eq!(doc["zoom"]["status"], 400);
+    assert_eq!(stack.sim.meetings_count(), 0);
+    check_contract(&stack.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_become_429_with_retry_after() {
+    let (stack, id) = connected(Backend::Local).await;
+    // Per-second limit: Zoom's seconds.
+    stack.sim.inject(Fault::RateLimit {
+        target: FaultTarget::Api,
+        daily: false,
+        times: Some(1),
+    });
+    let a = call(&stack, Method::GET, &zoom_path(&id, "/me"), None).await;
+    let doc = a.problem(429, "zoom_rate_limited");
+    assert_eq!(a.header("retry-after"), Some("1"));
+    assert_eq!(doc["zoom"]["status"], 429);
+    assert_eq!(doc["zoom"]["code"], 429);
+
+    // Daily limit on create: the date-time becomes seconds, and nothing is retried.
+    stack.sim.inject(Fault::RateLimit {
+        target: FaultTarget::Api,
+        daily: true,
+        times: Some(1),
+    });
+    let expected = secs_to_utc_midnight();
+    let a = call(
+        &stack,
+        Method::POST,
+        &zoom_path(&id, "/meetings"),
+        Some(meeting_body("limited")),
+    )
+    .await;
+    a.problem(429, "zoom_rate_limited");
+    let retry: i64 = a.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (retry - expected).abs() <= 5,
+        "Retry-After {retry}, midnight in {expected}"
+    );
+    assert_eq!(
+        api_requests_to(&stack.sim, "POST", "/v2/users/me/meetings").len(),
+        1,
+        "POST /meetings is not retried on 429"
+    );
+    assert_eq!(stack.sim.meetings_count(), 0);
+    check_contract(&stack.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_errors_retry_safe_calls_only() {
+    let (stack, id) = connected(Backend::Local).await;
+    let baseline = api_requests(&stack.sim).len();
+    // GET: one 503, then success on the retry.
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 503,
+        times: Some(1),
+    });
+    let a = call(&stack, Method::GET, &zoom_path(&id, "/me"), None).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    let statuses: Vec<u16> = api_requests(&stack.sim)[baseline..]
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![503, 200], "one retry after the 503");
+
+    // GET that keeps failing: bounded retries, then 502.
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 500,
+        times: None,
+    });
+    let before = api_requests(&stack.sim).len();
+    call(&stack, Method::GET, &zoom_path(&id, "/me"), None)
+        .await
+        .problem(502, "zoom_unavailable");
+    let attempts = api_requests(&stack.sim).len() - before;
+    assert!((2..=3).contains(&attempts), "{attempts} attempts");
+    stack.sim.clear_faults();
+
+    // POST: no retry, 502 zoom_unavailable with Zoom's answer kept.
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 503,
+        times: Some(1),
+    });
+    let a = call(
+        &stack,
+        Method::POST,
+        &zoom_path(&id, "/meetings"),
+        Some(meeting_body("unavailable")),
+    )
+    .await;
+    let doc = a.problem(502, "zoom_unavailable");
+    assert_eq!(doc["zoom"]["status"], 503);
+    assert!(a.header("retry-after").is_some());
+    assert_eq!(
+        api_requests_to(&stack.sim, "POST", "/v2/users/me/meetings").len(),
+        1,
+        "POST is not retried on 5xx"
+    );
+    assert_eq!(stack.sim.meetings_count(), 0);
+    check_contract(&stack.sim);
+}
+
+/// Zoom's REST client with a short per-call timeout, so a hanging Zoom is seen in a test.
+struct ShortTimeout {
+    inner: Arc<dyn ZoomApi>,
+    timeout: Duration,
+}
+
+impl ZoomApi for ShortTimeout {
+    // The shape `#[async_trait]` gives the trait method.
+    fn send<'life0, 'async_trait>(
+        &'life0 self,
+        mut request: ZoomRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<ZoomResponse, ZoomTransportError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        request.timeout = request.timeout.min(self.timeout);
+        self.inner.send(request)
+    }
+}
+
+/// A second "container" on the same backend whose Zoom calls time out after `timeout`,
+/// serving the actions router on its own port. Returns its base URL.
+async fn short_timeout_actions(
+    stack: &TestStack,
+    timeout: Duration,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let config: Config = (*stack.connector.config).clone();
+    let (mut ports, _) = ports_for(&config, stack.aws.as_ref(), stack.data_dir.path());
+    ports.zoom = Arc::new(ShortTimeout {
+        inner: ports.zoom,
+        timeout,
+    });
+    let connector = Connector::new(config, ports);
+    let router = zoom_connector::http::actions_router(connector);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.ok();
+    });
+    (base, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zoom_timeouts_answer_504() {
+    let (stack, id) = connected(Backend::Local).await;
+    let (base, server) = short_timeout_actions(&stack, Duration::from_millis(300)).await;
+    let send = |method: Method, path: String, body: Option<Value>| {
+        let mut r = stack
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&stack.api_key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move { Answer::of(r.send().await.unwrap()).await }
+    };
+    // Warm up this container (token cached), then make Zoom hang once.
+    assert_eq!(
+        send(Method::GET, zoom_path(&id, "/me"), None).await.status,
+        200
+    );
+    stack.sim.inject(Fault::Hang {
+        target: FaultTarget::Api,
+        times: Some(1),
+    });
+    let a = send(
+        Method::POST,
+        zoom_path(&id, "/meetings"),
+        Some(meeting_body("slow")),
+    )
+    .await;
+    a.problem(504, "zoom_unavailable");
+    assert!(a.header("retry-after").is_some());
+    let posts = api_requests_to(&stack.sim, "POST", "/v2/users/me/meetings");
+    assert_eq!(posts.len(), 1, "a timed-out POST is not retried");
+
+    // A GET that hangs every time: bounded retries, then 504.
+    stack.sim.inject(Fault::Hang {
+        target: FaultTarget::Api,
+        times: None,
+    });
+    let before = api_requests(&stack.sim).len();
+    send(Method::GET, zoom_path(&id, "/me"), None)
+        .await
+        .problem(504, "zoom_unavailable");
+    let attempts = api_requests(&stack.sim).len() - before;
+    assert!((1..=3).contains(&attempts), "{attempts} attempts");
+    // And through the proxy.
+    let a = send(
+        Method::GET,
+        format!("/connections/{id}/proxy/users/me"),
+        None,
+    )
+    .await;
+    a.problem(504, "zoom_unavailable");
+    stack.sim.clear_faults();
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unusable_connections_answer_409() {
+    let stack = TestStack::start(StackOptions::new(Backend::Local)).await;
+    // Two Zoom users, two connections.
+    let first = stack.connect_platform().await;
+    stack.sim.add_user(zoom_sim::SimUser::new(
+        "sim-user-2",
+        "sim-account-1",
+        "grace@example.com",
+        "Grace",
+        "Hopper",
+    ));
+    stack.sim.set_current_user("sim-user-2");
+    let second = stack.connect_platform().await;
+    assert_ne!(first, second);
+
+    for (id, status, code) in [
+        (
+            &first,
+            ConnectionStatus::NeedsReauth,
+            "connection_needs_reauth",
+        ),
+        (&second, ConnectionStatus::Revoked, "connection_revoked"),
+    ] {
+        stack
+            .connector
+            .update_record(id, |r| r.status = status)
+            .await
+            .unwrap()
+            .expect("record exists");
+        let before = api_requests(&stack.sim).len();
+        for (method, path, body) in [
+            (Method::GET, zoom_path(id, "/me"), None),
+            (
+                Method::POST,
+                zoom_path(id, "/meetings"),
+                Some(meeting_body("x")),
+            ),
+            (Method::GET, zoom_path(id, "/recordings"), None),
+            (
+                Method::GET,
+                format!("/connections/{id}/proxy/users/me"),
+                None,
+            ),
+        ] {
+            call(&stack, method, &path, body).await.problem(409, code);
+        }
+        assert_eq!(
+            api_requests(&stack.sim).len(),
+            before,
+            "nothing sent to Zoom"
+        );
+    }
+
+    // A warm connection whose tokens Zoom revoked: the refresh is refused, 409 needs_reauth.
+    stack.sim.set_current_user(zoom_sim::DEFAULT_USER_ID);
+    let stack2 = TestStack::start(StackOptions::new(Backend::Local)).await;
+    let id = stack2.connect_platform().await;
+    assert_eq!(
+        call(&stack2, Method::GET, &zoom_path(&id, "/me"), None)
+            .await
+            .status,
+        200
+    );
+    stack2.sim.revoke_user_tokens(zoom_sim::DEFAULT_USER_ID);
+    call(&stack2, Method::GET, &zoom_path(&id, "/me"), None)
+        .await
+        .problem(409, "connection_needs_reauth");
+    check_contract(&stack.sim);
+    check_contract(&stack2.sim);
+}
+
+// ---- validation -------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn meeting_bodies_are_validated_against_zooms_schema() {
+    let (stack, id) = connected(Backend::Local).await;
+    let baseline = api_requests(&stack.sim).len();
+    let cases = [
+        (json!({ "topic": 5 }), "topic"),
+        (json!({ "topic": "t", "duration": "long" }), "duration"),
+        (json!({ "topic": "t", "type": 5 }), "type"),
+        (json!({ "topic": "t", "type": "2" }), "type"),
+        (
+            json!({ "topic": "t", "password": "12345678901" }),
+            "password",
+        ),
+        (json!({ "topic": "t", "password": "bad pass!" }), "password"),
+        (
+            json!({ "topic": "t", "start_time": "tomorrow" }),
+            "start_time",
+        ),
+        (
+            json!({ "topic": "t", "start_time": "2026-02-30T10:00:00Z" }),
+            "start_time",
+        ),
+        (
+            json!({ "topic": "t", "start_time": 1767261600 }),
+            "start_time",
+        ),
+        (
+            json!({ "topic": "t", "settings": { "audio": "loud" } }),
+            "settings.audio",
+        ),
+        (
+            json!({ "topic": "t", "settings": { "host_video": "yes" } }),
+            "settings.host_video",
+        ),
+        (
+            json!({ "topic": "t", "recurrence": { "repeat_interval": 1 } }),
+            "recurrence.type",
+        ),
+    ];
+    for (body, field) in cases {
+        for (method, path) in [
+            (Method::POST, zoom_path(&id, "/meetings")),
+            (Method::PATCH, zoom_path(&id, "/meetings/81234567890")),
+        ] {
+            let doc = call(&stack, method.clone(), &path, Some(body.clone()))
+                .await
+                .problem(400, "validation_failed");
+            assert!(
+                doc["detail"].as_str().unwrap().contains(field),
+                "{method} {body}: detail names {field}: {doc:#}"
+            );
+            let fields: Vec<&str> = doc["errors"]
+                .as_array()
+                .unwrap_or_else(|| panic!("errors[] in {doc:#}"))
+                .iter()
+                .filter_map(|e| e["field"].as_str())
+                .collect();
+            assert!(
+                fields.contains(&field),
+                "{body}: errors name {field}: {doc:#}"
+            );
+            assert!(
+                !doc.to_string().contains("12345678901"),
+                "the refused password is not echoed: {doc}"
+            );
+        }
+    }
+    // Not an object at all.
+    for body in [json!([1, 2]), json!("meeting"), json!(null)] {
+        call(
+            &stack,
+            Method::POST,
+            &zoom_path(&id, "/meetings"),
+            Some(body),
+        )
+        .await
+        .problem(400, "validation_failed");
+    }
+    // Malformed JSON.
+    let r = stack
+        .backend(Method::POST, &zoom_path(&id, "/meetings"))
+        .header("content-type", "application/json")
+        .body("{\"topic\": ")
+        .send()
+        .await
+        .unwrap();
+    Answer::of(r).await.problem(400, "validation_failed");
+    assert_eq!(
+        api_requests(&stack.sim).len(),
+        baseline,
+        "nothing invalid reached Zoom"
+    );
+
+    // Z and a timezone: created, with a warning; local time with a timezone: no warning.
+    let a = call(
+        &stack,
+        Method::POST,
+        &zoom_path(&id, "/meetings"),
+        Some(json!({ "topic": "utc", "type": 2, "start_time": "2026-07-01T10:00:00Z", "timezone": "Europe/Berlin" })),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+    let m = a.json();
+    assert!(m["warning"].as_str().unwrap().contains("timezone"), "{m}");
+    assert_eq!(m["start_time"], "2026-07-01T10:00:00Z");
+    let a = call(
+        &stack,
+        Method::POST,
+        &zoom_path(&id, "/meetings"),
+        Some(json!({ "topic": "local", "type": 2, "start_time": "2026-07-01T10:00:00", "timezone": "Europe/Berlin" })),
+    )
+    .await;
+    assert_eq!(a.status, 201);
+    let m = a.json();
+    assert!(m.get("warning").is_none(), "{m}");
+    assert_eq!(m["start_time"], "2026-07-01T08:00:00Z");
+    check_contract(&stack.sim);
+}
+
+// ---- idempotency ------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_key_returns_the_first_answer() {
+    let (stack, id) = connected(Backend::Local).await;
+    let path = zoom_path(&id, "/meetings");
+    let send = |key: &str, body: Value| {
+        let r = stack
+            .backend(Method::POST, &path)
+            .header("idempotency-key", key)
+            .json(&body);
+        async move { Answer::of(r.send().await.unwrap()).await }
+    };
+    let first = send("key-1", meeting_body("once")).await;
+    assert_eq!(first.status, 201);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let again = send("key-1", meeting_body("once")).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json()["id"], first.json()["id"]);
+    assert_eq!(again.json(), first.json());
+    assert_eq!(stack.sim.meetings_count(), 1);
+
+    // Same key, different body.
+    send("key-1", meeting_body("twice"))
+        .await
+        .problem(422, "idempotency_key_reused");
+    assert_eq!(stack.sim.meetings_count(), 1);
+
+    // Another key creates another meeting.
+    let other = send("key-2", meeting_body("once")).await;
+    assert_eq!(other.status, 201);
+    assert_ne!(other.json()["id"], first.json()["id"]);
+    assert_eq!(stack.sim.meetings_count(), 2);
+
+    // A failed attempt does not pin the key: the retry creates.
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 503,
+        times: Some(1),
+    });
+    send("key-3", meeting_body("retried"))
+        .await
+        .problem(502, "zoom_unavailable");
+    let retried = send("key-3", meeting_body("retried")).await;
+    assert_eq!(retried.status, 201);
+    assert_eq!(retried.header("idempotent-replayed"), None);
+    assert_eq!(stack.sim.meetings_count(), 3);
+    check_contract(&stack.sim);
+}
+
+async fn concurrent_duplicates_case(backend: Backend) {
+    let (stack, id) = connected(backend).await;
+    let created_before = stack.sim.counters().meetings_created;
+    let path = zoom_path(&id, "/meetings");
+    let answers = join_all((0..20).map(|_| {
+        let r = stack
+            .backend(Method::POST, &path)
+            .header("idempotency-key", "same-key-20")
+            .json(&meeting_body("concurrent"));
+        async move { Answer::of(r.send().await.unwrap()).await }
+    }))
+    .await;
+    let ids: HashSet<String> = answers
+        .iter()
+        .map(|a| {
+            assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+            a.json()["id"].to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one meeting for every duplicate");
+    let fresh = answers
+        .iter()
+        .filter(|a| a.header("idempotent-replayed").is_none())
+        .count();
+    assert_eq!(fresh, 1, "exactly one answer is the original");
+    assert_eq!(stack.sim.counters().meetings_created, created_before + 1);
+    assert_eq!(stack.sim.meetings_count(), 1);
+    assert_eq!(
+        api_requests_to(&stack.sim, "POST", "/v2/users/me/meetings").len(),
+        1
+    );
+    check_contract(&stack.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicates_create_one_meeting_local() {
+    concurrent_duplicates_case(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicates_create_one_meeting_aws() {
+    concurrent_duplicates_case(Backend::Aws).await;
+}
+
+// ---- API base ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_base_honours_the_tokens_api_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let connector = |vars: &[(&str, &str)]| {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config =
+            Config::from_lookup(|k| vars.get(k).cloned(), Some("http://127.0.0.1:3000")).unwrap();
+        let (ports, _) = ports_for(&config, None, dir.path());
+        Connector::new(config, ports)
+    };
+    let implicit = connector(&[]);
+    assert_eq!(implicit.api_base(None), "https://api.zoom.us/v2");
+    assert_eq!(
+        implicit.api_base(Some("https://api.zoom.us")),
+        "https://api.zoom.us/v2"
+    );
+    assert_eq!(
+        implicit.api_base(Some("https://api-eu.zoom.us")),
+        "https://api-eu.zoom.us/v2"
+    );
+    assert_eq!(
+        implicit.api_base(Some("https://api-eu.zoom.us/")),
+        "https://api-eu.zoom.us/v2"
+    );
+    for ignored in [
+        "https://evil.example.com",
+        "https://api-eu.zoom.us.evil.com",
+        "https://api.zoom.us@evil.com",
+        "http://api.zoom.us",
+        "https://zoom.us",
+        "https://api-.zoom.us",
+        "not a url",
+        "",
+    ] {
+        assert_eq!(
+            implicit.api_base(Some(ignored)),
+            "https://api.zoom.us/v2",
+            "{ignored}"
+        );
+    }
+    let explicit = connector(&[("ZOOM_API_URL", "http://127.0.0.1:9/v2")]);
+    assert_eq!(
+        explicit.api_base(Some("https://api-eu.zoom.us")),
+        "http://127.0.0.1:9/v2"
+    );
+    assert_eq!(explicit.api_base(None), "http://127.0.0.1:9/v2");
+    // An explicit value equal to the default still wins.
+    let explicit_default = connector(&[("ZOOM_API_URL", "https://api.zoom.us/v2")]);
+    assert_eq!(
+        explicit_default.api_base(Some("https://api-eu.zoom.us")),
+        "https://api.zoom.us/v2"
+    );
+}

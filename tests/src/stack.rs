@@ -500,3 +500,38 @@ impl TestStack {
             .expect("connection id on the success page")
     }
 }
+
+/// A router served on its own loopback port (e.g. a second "container"'s function); the
+/// server stops when this is dropped.
+pub struct Served {
+    pub base_url: String,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+pub async fn serve(router: axum::Router) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, router).await.ok();
+    });
+    Served { base_url, handle }
+}
+
+impl TestStack {
+    /// Another "Lambda container" on the same backend: same stores, its own token and key
+    /// caches (so it reads the connector secret afresh).
+    pub fn another_container(&self) -> Connector {
+        let (ports, _) = ports_for(
+            &self.connector.config,
+            self.aws.as_ref(),
+            self.data_dir.path(),
+        );
+        Connector::new((*self.connector.config).clone(), ports)
+    }
+}

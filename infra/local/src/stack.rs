@@ -11,20 +11,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tokio::sync::mpsc;
 use zoom_connector::adapters::local::{LocalStore, PublishedEvent};
 use zoom_connector::config::Config;
 use zoom_connector::error::{ApiError, StoreError};
 use zoom_connector::http::common::{self, JsonBody};
 use zoom_connector::ports::EventBus;
 use zoom_connector::secret::{SecretString, random_token};
-use zoom_connector::services::meeting_events::EventOutcome;
+use zoom_connector::services::meeting_events::{LocalMeetingQueue, QueuePolicy};
 use zoom_connector::services::{Connector, Ports};
 
 use crate::{Args, StoreKind};
-
-/// Deliveries of one meeting event before it is dead-lettered (SQS maxReceiveCount).
-const MAX_DELIVERIES: u32 = 5;
 
 /// Reads a credential from the environment, else from the data dir, else generates and keeps it.
 fn credential(data_dir: &Path, env: &str, file: &str) -> std::io::Result<SecretString> {
@@ -87,13 +83,8 @@ enum EventLog {
 #[derive(Clone)]
 struct LocalState {
     connector: Connector,
-    queue: mpsc::UnboundedSender<QueuedEvent>,
+    queue: LocalMeetingQueue,
     events: Arc<EventLog>,
-}
-
-struct QueuedEvent {
-    body: String,
-    deliveries: u32,
 }
 
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -197,10 +188,11 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
 
-    let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+    // SQS semantics: 5 deliveries (maxReceiveCount), growing back-off, then dead-lettered.
+    let queue = LocalMeetingQueue::new(connector.clone(), QueuePolicy::default());
     let state = LocalState {
         connector: connector.clone(),
-        queue: queue_tx.clone(),
+        queue: queue.clone(),
         events: Arc::new(events),
     };
     let local_routes = Router::new()
@@ -218,7 +210,6 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     )
     .merge(local_routes);
 
-    let worker = tokio::spawn(queue_worker(connector.clone(), queue_rx, queue_tx));
     let sweeper = tokio::spawn(sweep_timer(
         connector.clone(),
         Duration::from_secs(args.sweep_interval.max(1)),
@@ -242,7 +233,9 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     sweeper.abort();
-    worker.abort();
+    if !queue.finish_in_flight(Duration::from_secs(20)).await {
+        eprintln!("meeting events still in flight were abandoned");
+    }
     eprintln!("stopped");
     Ok(())
 }
@@ -267,53 +260,11 @@ async fn sweep_timer(connector: Connector, every: Duration) {
     }
 }
 
-/// Processes queued meeting events one delivery at a time per event, with SQS's semantics:
-/// a transient failure comes back after a back-off, up to [`MAX_DELIVERIES`] deliveries.
-async fn queue_worker(
-    connector: Connector,
-    mut rx: mpsc::UnboundedReceiver<QueuedEvent>,
-    tx: mpsc::UnboundedSender<QueuedEvent>,
-) {
-    while let Some(event) = rx.recv().await {
-        let (connector, tx) = (connector.clone(), tx.clone());
-        tokio::spawn(async move {
-            match connector.process_meeting_event(&event.body).await {
-                EventOutcome::Settled => {}
-                EventOutcome::Retry(reason) if event.deliveries + 1 < MAX_DELIVERIES => {
-                    let delay = Duration::from_secs(1 << event.deliveries.min(5));
-                    tracing::info!(
-                        reason,
-                        deliveries = event.deliveries + 1,
-                        "meeting event will be delivered again"
-                    );
-                    tokio::time::sleep(delay).await;
-                    let _ = tx.send(QueuedEvent {
-                        body: event.body,
-                        deliveries: event.deliveries + 1,
-                    });
-                }
-                EventOutcome::Retry(reason) => {
-                    tracing::error!(
-                        reason,
-                        "meeting event dead-lettered after {MAX_DELIVERIES} deliveries"
-                    );
-                }
-            }
-        });
-    }
-}
-
 async fn enqueue_meeting_event(
     State(state): State<LocalState>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    state
-        .queue
-        .send(QueuedEvent {
-            body: body.to_string(),
-            deliveries: 0,
-        })
-        .map_err(|_| ApiError::unavailable("queue_closed", "The local queue is shutting down."))?;
+    state.queue.enqueue(body.to_string());
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "enqueued": true })),

@@ -7,7 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -30,20 +33,50 @@ async fn make_dev_stack_serves_the_whole_flow_and_stops_cleanly() {
         .expect("start zoom-connector-local");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = lines.next().unwrap().unwrap();
-    let base = ready.strip_prefix("ready: ").unwrap_or_else(|| panic!("first line must be `ready: URL`, got {ready:?}")).to_owned();
+    let base = ready
+        .strip_prefix("ready: ")
+        .unwrap_or_else(|| panic!("first line must be `ready: URL`, got {ready:?}"))
+        .to_owned();
     assert!(base.starts_with("http://127.0.0.1:"));
     let second = lines.next().unwrap().unwrap();
     let key = std::fs::read_to_string(data.path().join("api-key")).unwrap();
-    assert!(second.contains(key.trim()) && second.contains("connect_url"), "{second}");
-    let connect_url = second.split_whitespace().find(|w| w.starts_with("http")).unwrap().to_owned();
+    assert!(
+        second.contains(key.trim()) && second.contains("connect_url"),
+        "{second}"
+    );
+    let connect_url = second
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap()
+        .to_owned();
 
     let http = no_redirects();
-    let health: serde_json::Value = http.get(format!("{base}/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health, serde_json::json!({ "status": "ok" }));
-    assert_eq!(http.get(format!("{base}/connections")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        http.get(format!("{base}/connections"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 
     // The printed connect URL: choice page → platform app → the simulator's consent page → Allow.
-    let session = url::Url::parse(&connect_url).unwrap().query_pairs().find(|(k, _)| k == "session").unwrap().1.into_owned();
+    let session = url::Url::parse(&connect_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "session")
+        .unwrap()
+        .1
+        .into_owned();
     let page = http.get(&connect_url).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let r = http
@@ -53,31 +86,89 @@ async fn make_dev_stack_serves_the_whole_flow_and_stops_cleanly() {
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let authorize = location(&r);
-    let consent = http.get(&authorize).send().await.unwrap().text().await.unwrap();
+    let consent = http
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(consent.contains("id=\"allow\""));
-    let mut fields: Vec<(String, String)> = url::Url::parse(&authorize).unwrap().query_pairs().into_owned().collect();
+    let mut fields: Vec<(String, String)> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     fields.push(("decision".into(), "allow".into()));
     let sim_base = authorize.split("/oauth/").next().unwrap().to_owned();
-    let decided = http.post(format!("{sim_base}/oauth/authorize/decision")).form(&fields).send().await.unwrap();
-    let callback = http.get(location(&decided)).header("cookie", cookie).send().await.unwrap();
+    let decided = http
+        .post(format!("{sim_base}/oauth/authorize/decision"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    let callback = http
+        .get(location(&decided))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(callback.status(), 200);
     let html = callback.text().await.unwrap();
-    let id = html.split("data-connection-id=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let id = html
+        .split("data-connection-id=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
 
     let auth = format!("Bearer {}", key.trim());
-    let me = http.get(format!("{base}/connections/{id}/zoom/me")).header("authorization", &auth).send().await.unwrap();
+    let me = http
+        .get(format!("{base}/connections/{id}/zoom/me"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
 
     // A meeting event through the in-process queue.
     let event = serde_json::json!({ "idempotency_key": "smoke-1", "connection_id": id, "meeting": { "topic": "Smoke", "type": 2, "start_time": "2026-12-01T10:00:00Z", "duration": 15 } });
-    let r = http.post(format!("{base}/local/events/meetings")).header("authorization", &auth).json(&event).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/local/events/meetings"))
+        .header("authorization", &auth)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let mut created = false;
     for _ in 0..50 {
-        let events: serde_json::Value = http.get(format!("{base}/local/events")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
-        if events["events"].as_array().unwrap().iter().any(|e| e["detail_type"] == "Zoom Meeting Created") {
+        let events: serde_json::Value = http
+            .get(format!("{base}/local/events"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["detail_type"] == "Zoom Meeting Created")
+        {
             created = true;
             break;
         }
@@ -85,7 +176,15 @@ async fn make_dev_stack_serves_the_whole_flow_and_stops_cleanly() {
     }
     assert!(created, "the queued event created a meeting");
 
-    let sweep: serde_json::Value = http.post(format!("{base}/local/refresh/run")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
+    let sweep: serde_json::Value = http
+        .post(format!("{base}/local/refresh/run"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for field in ["scanned", "refreshed", "skipped", "failed"] {
         assert!(sweep[field].is_u64(), "sweep report lacks {field}: {sweep}");
     }
@@ -93,11 +192,18 @@ async fn make_dev_stack_serves_the_whole_flow_and_stops_cleanly() {
     // The data dir is private.
     use std::os::unix::fs::PermissionsExt;
     for file in ["connector.db", "api-key"] {
-        let mode = std::fs::metadata(data.path().join(file)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(data.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{file}");
     }
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     for _ in 0..100 {
         if let Some(exit) = child.try_wait().unwrap() {

@@ -10,8 +10,8 @@ use oauth2::basic::{
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     ErrorResponse, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, RevocationUrl, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse, TokenUrl,
+    RefreshToken, RequestTokenError, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -87,7 +87,7 @@ type ZoomClient = oauth2::Client<
     EndpointSet,
     EndpointNotSet,
     EndpointNotSet,
-    EndpointSet,
+    EndpointNotSet,
     EndpointSet,
 >;
 
@@ -130,9 +130,6 @@ impl HttpZoomOAuth {
         let mut client = oauth2::Client::new(ClientId::new(client_id.to_owned()))
             .set_auth_uri(AuthUrl::new(format!("{}/oauth/authorize", self.base)).map_err(bad)?)
             .set_token_uri(TokenUrl::new(format!("{}/oauth/token", self.base)).map_err(bad)?)
-            .set_revocation_url(
-                RevocationUrl::new(format!("{}/oauth/revoke", self.base)).map_err(bad)?,
-            )
             .set_auth_type(oauth2::AuthType::BasicAuth);
         if let Some(secret) = secret {
             client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
@@ -309,30 +306,37 @@ impl ZoomOAuth for HttpZoomOAuth {
         token_set(&response)
     }
 
+    /// Zoom's revoke endpoint (Basic auth, form `token=`). Sent directly rather than through
+    /// `oauth2`, which refuses non-https revocation URLs (the local simulator is plain http).
     async fn revoke(
         &self,
         client: &ClientCredentials,
         token: &SecretString,
     ) -> Result<(), OAuthError> {
-        let oauth = self.client(&client.client_id, Some(&client.client_secret))?;
-        let http = self.transport();
-        let revocable =
-            StandardRevocableToken::RefreshToken(RefreshToken::new(token.expose().to_owned()));
-        oauth
-            .revoke_token(revocable)
-            .map_err(|e| OAuthError::Unavailable(e.to_string()))?
-            .request_async(&http)
+        let response = self
+            .http
+            .post(format!("{}/oauth/revoke", self.base))
+            .basic_auth(&client.client_id, Some(client.client_secret.expose()))
+            .form(&[("token", token.expose())])
+            .timeout(self.timeout)
+            .send()
             .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(body) => OAuthError::Rejected {
-                    status: 400,
-                    error: body.error().to_string(),
-                    reason: body.error_description().cloned().unwrap_or_default(),
-                },
-                RequestTokenError::Request(f) => OAuthError::Unavailable(f.to_string()),
-                RequestTokenError::Parse(e, _) => OAuthError::Unavailable(e.to_string()),
-                RequestTokenError::Other(e) => OAuthError::Unavailable(e),
-            })
+            .map_err(|e| OAuthError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(OAuthError::Unavailable(format!("zoom answered {status}")));
+        }
+        let body: Option<ZoomOAuthErrorBody> = response.json().await.ok();
+        Err(OAuthError::Rejected {
+            status: status.as_u16(),
+            error: body
+                .as_ref()
+                .map_or_else(|| "revoke_failed".to_owned(), |b| b.error.clone()),
+            reason: body.map(|b| b.reason_text().to_owned()).unwrap_or_default(),
+        })
     }
 }
 

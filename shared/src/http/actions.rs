@@ -12,8 +12,8 @@ use crate::domain::Connection;
 use crate::error::ApiError;
 use crate::services::Connector;
 use crate::services::actions::{
-    PassThrough, RecordingsPage, RecordingsQuery, ZoomCall, checked_proxy_path,
-    meeting_path_segment, validate_livestream, validate_meeting,
+    PassThrough, RecordingsPage, RecordingsQuery, ZoomCall, checked_proxy_path, map_zoom_error,
+    meeting_path_segment, rate_limit_retry_after, validate_livestream, validate_meeting,
 };
 use crate::services::connections::{ConnectionList, ListQuery};
 
@@ -43,6 +43,8 @@ pub fn routes(connector: Connector) -> Router<Connector> {
         )
         .route("/connections/{id}/zoom/recordings", get(list_recordings))
         .route("/connections/{id}/proxy/{*path}", any(proxy))
+        .route("/connections/{id}/proxy", any(proxy_without_path))
+        .route("/connections/{id}/proxy/", any(proxy_without_path))
         .route_layer(axum::middleware::from_fn_with_state(
             connector,
             require_api_key,
@@ -226,6 +228,11 @@ pub async fn list_recordings(
     Ok(Json(c.list_recordings(&id, query).await?))
 }
 
+/// `/connections/{id}/proxy` with nothing below it: a caller mistake, not a missing route.
+async fn proxy_without_path() -> ApiError {
+    ApiError::validation("Give the Zoom API path below /proxy/, e.g. /proxy/users/me.")
+}
+
 #[utoipa::path(get, path = "/connections/{id}/proxy/{path}", tag = "zoom", security(("api_key" = [])),
     params(("id" = String, Path), ("path" = String, Path, description = "Path below ZOOM_API_URL; any method")),
     responses((status = 200, description = "Zoom's status, body, Content-Type, Retry-After and X-RateLimit-* headers"), (status = 400, description = "validation_failed: the path climbs out of the API base")))]
@@ -235,17 +242,24 @@ pub async fn proxy(
     request: Request,
 ) -> Result<Response, ApiError> {
     let method = request.method().clone();
-    let raw_path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
+    // Only the content type travels with the body: the caller's own `Authorization` (the API
+    // key), cookies and hop-by-hop headers are never forwarded; Zoom gets the connection's
+    // bearer token.
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // The raw (still encoded) path below `/connections/{id}/proxy/`.
+    // The raw (still percent-encoded) path below `.../connections/{id}/proxy/`: Zoom must get
+    // it byte for byte (double-encoded UUIDs), and escapes are judged on the raw form.
+    let raw_path = request.uri().path();
     let below = raw_path
-        .splitn(5, '/')
-        .nth(4)
+        .find("/connections/")
+        .and_then(|start| {
+            let rest = &raw_path[start + "/connections/".len()..];
+            rest.find("/proxy/").map(|at| &rest[at + "/proxy/".len()..])
+        })
         .ok_or_else(|| ApiError::validation("Missing proxy path."))?;
     let path = checked_proxy_path(below)?;
     let body: Bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
@@ -259,5 +273,19 @@ pub async fn proxy(
         content_type,
     };
     let response = c.call_zoom(&id, &call).await?;
-    Ok(pass(response.into()))
+    // A 401 that survived the refresh is about the connection, not the caller's API key: a
+    // pass-through 401 would read as "your API key is wrong".
+    if response.status == 401 {
+        return Err(map_zoom_error(&response, c.now()));
+    }
+    // Every 429 carries Retry-After, also when Zoom left it out (daily limits may).
+    let retry_after = (response.status == 429 && response.header("retry-after").is_none())
+        .then(|| rate_limit_retry_after(&response, c.now()));
+    let mut answer: PassThrough = response.into();
+    if let Some(secs) = retry_after {
+        answer
+            .headers
+            .push(("retry-after".to_owned(), secs.to_string()));
+    }
+    Ok(pass(answer))
 }

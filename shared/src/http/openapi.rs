@@ -69,10 +69,21 @@ mod tests {
         // The proxy takes any method; the docs list it once.
         let normalise = |set: &BTreeSet<String>| -> BTreeSet<String> {
             set.iter()
-                .map(|r| if r.contains("/proxy/") { "ANY /connections/{id}/proxy/{path}".to_owned() } else { r.clone() })
+                .map(|r| {
+                    if r.contains("/proxy/") {
+                        "ANY /connections/{id}/proxy/{path}".to_owned()
+                    } else {
+                        r.clone()
+                    }
+                })
                 .collect()
         };
-        let documented: BTreeSet<String> = normalise(&documented.into_iter().map(|r| r.replace(" (any method)", "")).collect());
+        let documented: BTreeSet<String> = normalise(
+            &documented
+                .into_iter()
+                .map(|r| r.replace(" (any method)", ""))
+                .collect(),
+        );
         assert_eq!(normalise(&served), documented);
     }
 }

@@ -24,8 +24,11 @@ pub const ZOOM_OPENAPI: &str =
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 /// An in-progress idempotency record older than this is taken over (its worker died).
 pub const IDEMPOTENCY_STALE_SECS: i64 = 60;
-/// Safe calls retry 5xx this many times.
+/// Safe calls retry 5xx and transport failures at most this many times.
 const SAFE_RETRIES: u32 = 2;
+/// A retry is only started when the whole call can still end within this (one more
+/// [`ZOOM_API_TIMEOUT`] included), which keeps actions inside API Gateway's 30 s limit.
+const CALL_BUDGET: Duration = Duration::from_secs(20);
 
 /// A Zoom answer passed on to the caller.
 #[derive(Debug, Clone)]
@@ -49,24 +52,65 @@ impl From<ZoomResponse> for PassThrough {
 struct ZoomErrorBody {
     code: Option<i64>,
     message: Option<String>,
+    /// `[{field, message}]` on Zoom's validation errors.
+    errors: Option<serde_json::Value>,
 }
 
-/// Seconds from Zoom's `Retry-After`: seconds, or an absolute date-time for daily limits.
+/// Seconds from Zoom's `Retry-After`: seconds, or an absolute date-time for daily limits
+/// (RFC 3339, an HTTP date, or Zoom's `yyyy-MM-ddTHH:mm:ss` read as UTC).
 pub fn retry_after_secs(value: Option<&str>, now: OffsetDateTime) -> Option<u64> {
+    use time::format_description::well_known::{Rfc2822, Rfc3339};
     let value = value?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(secs);
     }
-    let at = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .or_else(|_| OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822))
+    let http_date = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let plain = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let at = OffsetDateTime::parse(value, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(value, &Rfc2822))
+        .or_else(|_| time::PrimitiveDateTime::parse(value, http_date).map(|t| t.assume_utc()))
+        .or_else(|_| time::PrimitiveDateTime::parse(value, plain).map(|t| t.assume_utc()))
         .ok()?;
     Some((at - now).whole_seconds().max(0) as u64)
 }
 
-/// Maps a Zoom error answer to ours, keeping Zoom's `{status, code, message}`.
+/// Seconds until the next midnight UTC, when Zoom's daily limits reset (at least 1).
+fn secs_to_next_utc_midnight(now: OffsetDateTime) -> u64 {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let midnight = now
+        .date()
+        .next_day()
+        .map(|d| d.midnight().assume_utc())
+        .unwrap_or(now + time::Duration::days(1));
+    (midnight - now).whole_seconds().max(1) as u64
+}
+
+/// How long a caller should wait after Zoom's 429: its `Retry-After`, else (the daily meeting
+/// limit may come without one) the next midnight UTC for daily limits, else one second.
+pub fn rate_limit_retry_after(response: &ZoomResponse, now: OffsetDateTime) -> u64 {
+    retry_after_secs(response.header("retry-after"), now).unwrap_or_else(|| {
+        let daily = response
+            .header("x-ratelimit-type")
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("daily-limit"));
+        if daily {
+            secs_to_next_utc_midnight(now)
+        } else {
+            1
+        }
+    })
+}
+
+/// Maps a Zoom error answer to ours, keeping Zoom's `{status, code, message}` (and its
+/// field `errors`, when it names any).
 pub fn map_zoom_error(response: &ZoomResponse, now: OffsetDateTime) -> ApiError {
     let parsed: Option<ZoomErrorBody> = serde_json::from_slice(&response.body).ok();
     let code = parsed.as_ref().and_then(|b| b.code);
+    let field_errors = parsed
+        .as_ref()
+        .and_then(|b| b.errors.clone())
+        .filter(|e| e.as_array().is_some_and(|a| !a.is_empty()));
     let message = parsed.and_then(|b| b.message).unwrap_or_else(|| {
         String::from_utf8_lossy(&response.body)
             .chars()
@@ -79,23 +123,12 @@ pub fn map_zoom_error(response: &ZoomResponse, now: OffsetDateTime) -> ApiError 
         message: message.clone(),
     };
     let error = match (response.status, code) {
-        (429, _) => {
-            let retry = retry_after_secs(response.header("retry-after"), now)
-                // The daily meeting limit may come without Retry-After: wait for the next day.
-                .unwrap_or_else(|| {
-                    if response.header("x-ratelimit-type") == Some("Daily-limit") {
-                        3600
-                    } else {
-                        1
-                    }
-                });
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "zoom_rate_limited",
-                format!("Zoom's rate limit was reached: {message}"),
-            )
-            .with_retry_after(retry)
-        }
+        (429, _) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "zoom_rate_limited",
+            format!("Zoom's rate limit was reached: {message}"),
+        )
+        .with_retry_after(rate_limit_retry_after(response, now)),
         (_, Some(4711)) => ApiError::new(
             StatusCode::FORBIDDEN,
             "zoom_scope_missing",
@@ -128,7 +161,11 @@ pub fn map_zoom_error(response: &ZoomResponse, now: OffsetDateTime) -> ApiError 
             format!("Zoom: {message}"),
         ),
     };
-    error.with_zoom(zoom)
+    let error = error.with_zoom(zoom);
+    match field_errors {
+        Some(errors) => error.with_extra(serde_json::json!({ "errors": errors })),
+        None => error,
+    }
 }
 
 fn transport_error(e: &ZoomTransportError) -> ApiError {
@@ -183,38 +220,51 @@ impl ZoomCall {
 
 impl Connector {
     /// Sends `call` for connection `id`. A 401 refreshes once and retries; safe methods retry
-    /// 5xx and transport failures with jittered back-off; anything else is answered as Zoom
-    /// gave it (success) or mapped (error) by the caller.
+    /// 5xx and transport failures with jittered back-off while the whole call still fits
+    /// [`CALL_BUDGET`]; anything else is answered as Zoom gave it (success) or mapped (error)
+    /// by the caller. Unsafe methods are never retried after Zoom may have acted (5xx,
+    /// timeouts, 429): a retried create could create twice.
     pub async fn call_zoom(&self, id: &str, call: &ZoomCall) -> Result<ZoomResponse, ApiError> {
+        let started = tokio::time::Instant::now();
         let mut token = self.obtain_token(id, TokenNeed::Usable).await?.token;
         let safe = call.method == Method::GET || call.method == Method::HEAD;
         let mut refreshed = false;
-        let mut attempt = 0;
+        let mut retries = 0;
         loop {
-            attempt += 1;
             let result = self
                 .zoom
                 .send(self.request(&token.api_base, call, token.access_token.clone()))
                 .await;
-            match result {
-                Ok(r) if r.status == 401 && !refreshed => {
-                    self.tokens.forget(id);
-                    token = self
-                        .obtain_token(id, TokenNeed::ReplaceRejected(token.access_token.clone()))
-                        .await?
-                        .token;
-                    refreshed = true;
-                }
-                Ok(r) if r.status >= 500 && safe && attempt <= SAFE_RETRIES => {
-                    tokio::time::sleep(jittered(Duration::from_millis(200 * attempt as u64))).await;
-                }
-                Err(e) if safe && attempt <= SAFE_RETRIES => {
-                    tracing::debug!(error = %e, "zoom call failed; retrying");
-                    tokio::time::sleep(jittered(Duration::from_millis(200 * attempt as u64))).await;
-                }
-                Ok(r) => return Ok(r),
-                Err(e) => return Err(transport_error(&e)),
+            if let Ok(r) = &result
+                && r.status == 401
+                && !refreshed
+            {
+                // Zoom refused the token (expired early, revoked by a newer authorization):
+                // one refresh, one retry. Nothing was done with a refused token.
+                self.tokens.forget(id);
+                token = self
+                    .obtain_token(id, TokenNeed::ReplaceRejected(token.access_token.clone()))
+                    .await?
+                    .token;
+                refreshed = true;
+                continue;
             }
+            let retryable = match &result {
+                Ok(r) => r.status >= 500,
+                Err(_) => true,
+            };
+            let delay = jittered(Duration::from_millis(200 << retries));
+            let fits = started.elapsed() + delay + ZOOM_API_TIMEOUT <= CALL_BUDGET;
+            if safe && retryable && retries < SAFE_RETRIES && fits {
+                retries += 1;
+                match &result {
+                    Ok(r) => tracing::debug!(status = r.status, "zoom answered 5xx; retrying"),
+                    Err(e) => tracing::debug!(error = %e, "zoom call failed; retrying"),
+                }
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return result.map_err(|e| transport_error(&e));
         }
     }
 
@@ -489,71 +539,111 @@ fn request_schema(path: &str, method: &str) -> Option<&'static serde_json::Value
         .get("schema")
 }
 
-static CREATE_VALIDATOR: LazyLock<Option<jsonschema::Validator>> = LazyLock::new(|| {
-    request_schema("/users/{userId}/meetings", "post")
-        .and_then(|s| jsonschema::validator_for(s).ok())
-});
-static UPDATE_VALIDATOR: LazyLock<Option<jsonschema::Validator>> = LazyLock::new(|| {
-    request_schema("/meetings/{meetingId}", "patch").and_then(|s| jsonschema::validator_for(s).ok())
-});
-static LIVESTREAM_VALIDATOR: LazyLock<Option<jsonschema::Validator>> = LazyLock::new(|| {
-    request_schema("/meetings/{meetingId}/livestream", "patch")
-        .and_then(|s| jsonschema::validator_for(s).ok())
-});
+/// Zoom's schemas are OpenAPI 3.0 schema objects, a draft-4 dialect. Formats are not checked:
+/// Zoom calls `start_time` a date-time but also takes local times without `Z` (checked below).
+fn compile(schema: Option<&serde_json::Value>) -> Option<jsonschema::Validator> {
+    let compiled = jsonschema::draft4::options()
+        .should_validate_formats(false)
+        .build(schema?);
+    if let Err(e) = &compiled {
+        tracing::error!(error = %e, "Zoom's schema does not compile; validation is off");
+    }
+    compiled.ok()
+}
+
+static CREATE_VALIDATOR: LazyLock<Option<jsonschema::Validator>> =
+    LazyLock::new(|| compile(request_schema("/users/{userId}/meetings", "post")));
+static UPDATE_VALIDATOR: LazyLock<Option<jsonschema::Validator>> =
+    LazyLock::new(|| compile(request_schema("/meetings/{meetingId}", "patch")));
+static LIVESTREAM_VALIDATOR: LazyLock<Option<jsonschema::Validator>> =
+    LazyLock::new(|| compile(request_schema("/meetings/{meetingId}/livestream", "patch")));
+
+/// `{field, message}` for a validation failure; `field` is a dotted path (`settings.audio`).
+fn field_error(field: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "field": field, "message": message })
+}
+
+fn validation_failed(errors: Vec<serde_json::Value>) -> ApiError {
+    let mut fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+    fields.dedup();
+    ApiError::validation(format!(
+        "The request does not match Zoom's schema: {}.",
+        fields.join(", ")
+    ))
+    .with_extra(serde_json::json!({ "errors": errors }))
+}
 
 fn schema_errors(
     validator: &jsonschema::Validator,
     body: &serde_json::Value,
-) -> Result<(), ApiError> {
-    let errors: Vec<serde_json::Value> = validator
+) -> Vec<serde_json::Value> {
+    validator
         .iter_errors(body)
         .take(10)
         .map(|e| {
             let pointer = e.instance_path().to_string();
-            let field = pointer.trim_start_matches('/').replace('/', ".");
-            serde_json::json!({ "field": if field.is_empty() { "(body)".to_owned() } else { field }, "message": e.to_string() })
+            let mut path: Vec<String> = pointer
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.replace("~1", "/").replace("~0", "~"))
+                .collect();
+            // A missing property is reported on its parent object: name the property itself.
+            if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind()
+                && let Some(name) = property.as_str()
+            {
+                path.push(name.to_owned());
+            }
+            let field = if path.is_empty() {
+                "(body)".to_owned()
+            } else {
+                path.join(".")
+            };
+            // `masked` leaves the refused value out: it may be long, or a passcode.
+            field_error(&field, &e.masked().to_string())
         })
-        .collect();
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
-    Err(ApiError::validation(format!(
-        "The request does not match Zoom's schema: {}.",
-        fields.join(", ")
-    ))
-    .with_extra(serde_json::json!({ "errors": errors })))
+        .collect()
 }
 
-/// Validates a create/update meeting body against Zoom's schema and the `start_time` rules.
-/// Returns a warning when `start_time` ends in `Z` and a `timezone` is given (Zoom then
-/// ignores the timezone).
+/// Zoom's passcode rule: at most 10 of `[a-z A-Z 0-9 @ - _ *]`.
+fn valid_meeting_password(password: &str) -> bool {
+    password.chars().count() <= 10
+        && password
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_' | '*'))
+}
+
+/// Validates a create/update meeting body against Zoom's schema and the `start_time` and
+/// passcode rules. Returns a warning when `start_time` ends in `Z` and a `timezone` is given
+/// (Zoom then ignores the timezone).
 pub fn validate_meeting(
     body: &serde_json::Value,
     create: bool,
 ) -> Result<Option<String>, ApiError> {
     if !body.is_object() {
-        return Err(ApiError::validation(
+        return Err(validation_failed(vec![field_error(
+            "(body)",
             "The body must be a JSON object (Zoom's meeting fields).",
-        ));
+        )]));
     }
     let validator = if create {
         &*CREATE_VALIDATOR
     } else {
         &*UPDATE_VALIDATOR
     };
-    if let Some(v) = validator {
-        schema_errors(v, body)?;
-    }
+    let mut errors = validator
+        .as_ref()
+        .map(|v| schema_errors(v, body))
+        .unwrap_or_default();
+    let named =
+        |errors: &[serde_json::Value], field: &str| errors.iter().any(|e| e["field"] == field);
     let mut warning = None;
     if let Some(start) = body.get("start_time").and_then(|v| v.as_str()) {
         if !is_zoom_start_time(start) {
-            return Err(ApiError::validation(
-                "`start_time` must be yyyy-MM-ddTHH:mm:ssZ (UTC) or yyyy-MM-ddTHH:mm:ss (local time in `timezone`).",
-            )
-            .with_extra(serde_json::json!({ "errors": [{ "field": "start_time", "message": "invalid date-time" }] })));
-        }
-        if start.ends_with('Z')
+            errors.push(field_error(
+                "start_time",
+                "must be yyyy-MM-ddTHH:mm:ssZ (UTC) or yyyy-MM-ddTHH:mm:ss (local time in `timezone`)",
+            ));
+        } else if start.ends_with('Z')
             && body
                 .get("timezone")
                 .and_then(|v| v.as_str())
@@ -562,18 +652,37 @@ pub fn validate_meeting(
             warning = Some("start_time ends in Z (UTC), so Zoom ignores `timezone`; drop the Z to mean local time in that timezone.".to_owned());
         }
     }
-    Ok(warning)
+    if let Some(password) = body.get("password").and_then(|v| v.as_str())
+        && !valid_meeting_password(password)
+        && !named(&errors, "password")
+    {
+        errors.push(field_error(
+            "password",
+            "must be at most 10 characters of a-z, A-Z, 0-9, @, -, _ and *",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(warning)
+    } else {
+        Err(validation_failed(errors))
+    }
 }
 
 pub fn validate_livestream(body: &serde_json::Value) -> Result<(), ApiError> {
     if !body.is_object() {
-        return Err(ApiError::validation(
+        return Err(validation_failed(vec![field_error(
+            "(body)",
             "The body must be a JSON object with stream_url, stream_key and page_url.",
-        ));
+        )]));
     }
-    match &*LIVESTREAM_VALIDATOR {
-        Some(v) => schema_errors(v, body),
-        None => Ok(()),
+    let errors = LIVESTREAM_VALIDATOR
+        .as_ref()
+        .map(|v| schema_errors(v, body))
+        .unwrap_or_default();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(validation_failed(errors))
     }
 }
 
@@ -585,12 +694,26 @@ pub fn is_zoom_start_time(value: &str) -> bool {
 }
 
 /// Path segment for a meeting id or UUID. UUIDs that start with `/` or contain `//` must be
-/// encoded twice (Zoom decodes once before routing).
+/// encoded twice (Zoom decodes once before routing). Zoom's UUIDs are base64 and never hold a
+/// `%`, so an id that still does after our router decoded it was already encoded by the
+/// caller (as Zoom's docs tell people to): it is decoded first, never encoded a third time.
 pub fn meeting_path_segment(id: &str) -> Result<String, ApiError> {
-    if id.is_empty() || id.len() > 200 {
-        return Err(ApiError::validation("Invalid meeting id."));
+    let invalid = || {
+        ApiError::validation("Invalid meeting id: a numeric id or a meeting UUID.").with_extra(
+            serde_json::json!({ "errors": [field_error("meetingId", "a numeric id or a meeting UUID")] }),
+        )
+    };
+    let mut id = id.to_owned();
+    for _ in 0..2 {
+        if !id.contains('%') {
+            break;
+        }
+        id = percent_decode(&id).ok_or_else(invalid)?;
     }
-    let once = urlencoding_component(id);
+    if id.is_empty() || id.len() > 200 || id.contains('%') || id.chars().any(char::is_control) {
+        return Err(invalid());
+    }
+    let once = urlencoding_component(&id);
     if id.starts_with('/') || id.contains("//") {
         Ok(urlencoding_component(&once))
     } else {
@@ -620,6 +743,52 @@ mod tests {
         );
         assert_eq!(retry_after_secs(Some("garbage"), now), None);
         assert_eq!(retry_after_secs(None, now), None);
+        // An HTTP date, and Zoom's zone-less form read as UTC.
+        assert_eq!(
+            retry_after_secs(Some("Tue, 01 Dec 2026 00:00:00 GMT"), now),
+            Some(12 * 3600)
+        );
+        assert_eq!(
+            retry_after_secs(Some("2026-12-01T00:00:00"), now),
+            Some(12 * 3600)
+        );
+        // A date in the past means "now".
+        assert_eq!(retry_after_secs(Some("2026-11-01T00:00:00Z"), now), Some(0));
+    }
+
+    #[test]
+    fn daily_limit_without_retry_after_waits_for_utc_midnight() {
+        let now = datetime!(2026-11-30 20:00:00 UTC);
+        let daily = ZoomResponse {
+            status: 429,
+            headers: vec![("x-ratelimit-type".into(), "Daily-limit".into())],
+            body: Bytes::from_static(br#"{"code":429,"message":"daily"}"#),
+        };
+        let e = map_zoom_error(&daily, now);
+        assert_eq!(
+            (e.status.as_u16(), e.retry_after_secs),
+            (429, Some(4 * 3600))
+        );
+        let qps = ZoomResponse {
+            headers: vec![("X-RateLimit-Type".into(), "QPS".into())],
+            ..daily
+        };
+        assert_eq!(map_zoom_error(&qps, now).retry_after_secs, Some(1));
+    }
+
+    #[test]
+    fn zoom_field_errors_are_kept() {
+        let resp = ZoomResponse {
+            status: 400,
+            headers: vec![],
+            body: Bytes::from_static(
+                br#"{"code":300,"message":"Validation Failed.","errors":[{"field":"password","message":"Invalid field."}]}"#,
+            ),
+        };
+        let e = map_zoom_error(&resp, datetime!(2026-11-30 12:00:00 UTC));
+        assert_eq!((e.status.as_u16(), e.code), (400, "zoom_error"));
+        assert_eq!(e.zoom.as_ref().unwrap().code, Some(300));
+        assert_eq!(e.to_json()["errors"][0]["field"], "password");
     }
 
     #[test]
@@ -641,6 +810,37 @@ mod tests {
     }
 
     #[test]
+    fn validation_errors_name_nested_and_missing_fields_without_echoing_values() {
+        let err = validate_meeting(
+            &serde_json::json!({ "recurrence": { "repeat_interval": 1 }, "settings": { "audio": "loud" } }),
+            false,
+        )
+        .unwrap_err();
+        let doc = err.to_json();
+        let fields: Vec<&str> = doc["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(fields.contains(&"recurrence.type"), "{doc}");
+        assert!(fields.contains(&"settings.audio"), "{doc}");
+        let err = validate_meeting(&serde_json::json!({ "password": "secret-passcode" }), true)
+            .unwrap_err();
+        assert!(!err.to_json().to_string().contains("secret-passcode"));
+        let err = validate_meeting(&serde_json::json!({ "password": "a b" }), true).unwrap_err();
+        assert_eq!(err.to_json()["errors"][0]["field"], "password");
+        let err =
+            validate_livestream(&serde_json::json!({ "stream_url": "rtmp://x" })).unwrap_err();
+        let doc = err.to_json();
+        assert!(
+            doc["detail"].as_str().unwrap().contains("stream_key"),
+            "{doc}"
+        );
+        assert!(validate_livestream(&serde_json::json!({ "stream_url": "rtmp://x", "stream_key": "k", "page_url": "https://e.com" })).is_ok());
+    }
+
+    #[test]
     fn uuids_are_double_encoded_when_needed() {
         assert_eq!(meeting_path_segment("85746065432").unwrap(), "85746065432");
         assert_eq!(
@@ -652,6 +852,19 @@ mod tests {
             "%252FajXp112QmuoKj4854875%253D%253D"
         );
         assert_eq!(meeting_path_segment("ab//cd").unwrap(), "ab%252F%252Fcd");
+        // Already encoded by the caller (once or twice): never a third time.
+        assert_eq!(
+            meeting_path_segment("%2FajXp112QmuoKj4854875%3D%3D").unwrap(),
+            "%252FajXp112QmuoKj4854875%253D%253D"
+        );
+        assert_eq!(
+            meeting_path_segment("%252FajXp%253D%253D").unwrap(),
+            "%252FajXp%253D%253D"
+        );
+        assert_eq!(meeting_path_segment("ab%2Fcd").unwrap(), "ab%2Fcd");
+        for bad in ["", "%zz", "%25252F", "a\ncd"] {
+            assert!(meeting_path_segment(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -729,6 +942,9 @@ pub struct RecordingsCursor {
     pub to: String,
     pub window: String,
     pub token: Option<String>,
+    /// The page size the walk started with (Zoom's page tokens keep theirs anyway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
 }
 
 /// Zoom cuts ranges longer than a month silently; 28 days is within a month in any month.
@@ -760,11 +976,22 @@ pub fn encode_recordings_cursor(c: &RecordingsCursor) -> String {
 
 pub fn decode_recordings_cursor(value: &str) -> Result<RecordingsCursor, ApiError> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
+    let invalid = || {
+        ApiError::validation("`cursor` is not a cursor this API returned.").with_extra(
+            serde_json::json!({ "errors": [{ "field": "cursor", "message": "not a cursor this API returned" }] }),
+        )
+    };
+    let cursor: RecordingsCursor = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(value)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| ApiError::validation("`cursor` is not a cursor this API returned."))
+        .ok_or_else(invalid)?;
+    // A cursor is caller input: its window must lie inside its range.
+    let day = |v: &str| time::Date::parse(v, day_format()).ok();
+    match (day(&cursor.from), day(&cursor.window), day(&cursor.to)) {
+        (Some(from), Some(window), Some(to)) if from <= window && window <= to => Ok(cursor),
+        _ => Err(invalid()),
+    }
 }
 
 impl Connector {
@@ -774,11 +1001,11 @@ impl Connector {
         id: &str,
         query: RecordingsQuery,
     ) -> Result<RecordingsPage, ApiError> {
-        let page_size = query.page_size.unwrap_or(30);
-        if !(1..=300).contains(&page_size) {
-            return Err(ApiError::validation(
-                "`page_size` must be between 1 and 300.",
-            ));
+        if let Some(size) = query.page_size
+            && !(1..=300).contains(&size)
+        {
+            return Err(ApiError::validation("`page_size` must be between 1 and 300.")
+                .with_extra(serde_json::json!({ "errors": [{ "field": "page_size", "message": "between 1 and 300" }] })));
         }
         let mut cursor = match &query.cursor {
             Some(c) => decode_recordings_cursor(c)?,
@@ -792,16 +1019,23 @@ impl Connector {
                     None => to - time::Duration::days(30),
                 };
                 if from > to {
-                    return Err(ApiError::validation("`from` must not be after `to`."));
+                    return Err(ApiError::validation("`from` must not be after `to`.")
+                        .with_extra(serde_json::json!({ "errors": [{ "field": "from", "message": "after `to`" }] })));
                 }
                 RecordingsCursor {
                     from: format_day(from),
                     to: format_day(to),
                     window: format_day(from),
                     token: None,
+                    page_size: query.page_size,
                 }
             }
         };
+        // An explicit page size wins; else the one the walk started with.
+        if query.page_size.is_some() {
+            cursor.page_size = query.page_size;
+        }
+        let page_size = cursor.page_size.unwrap_or(30).clamp(1, 300);
         let to = parse_day("to", &cursor.to)?;
         for _ in 0..MAX_WINDOWS_PER_CALL {
             let window_start = parse_day("cursor", &cursor.window)?;
@@ -950,9 +1184,19 @@ mod proxy_tests {
         }
 
         #[test]
-        fn recordings_cursor_round_trip(from in "[0-9]{4}-[0-9]{2}-[0-9]{2}", token in proptest::option::of("[ -~]{0,30}")) {
-            let c = RecordingsCursor { from: from.clone(), to: from.clone(), window: from, token };
+        fn recordings_cursor_round_trip(start in 0i64..20_000, len in 0i64..400, token in proptest::option::of("[ -~]{0,30}"), page_size in proptest::option::of(1u32..=300)) {
+            let from = time::macros::date!(2000 - 01 - 01) + time::Duration::days(start);
+            let to = from + time::Duration::days(len);
+            let c = RecordingsCursor { from: format_day(from), to: format_day(to), window: format_day(to), token, page_size };
             prop_assert_eq!(decode_recordings_cursor(&encode_recordings_cursor(&c)).unwrap(), c);
+        }
+
+        #[test]
+        fn cursors_outside_their_range_are_refused(start in 0i64..20_000, len in 1i64..400) {
+            let from = time::macros::date!(2000 - 01 - 01) + time::Duration::days(start);
+            let to = from + time::Duration::days(len);
+            let c = RecordingsCursor { from: format_day(to), to: format_day(from), window: format_day(to), token: None, page_size: None };
+            prop_assert!(decode_recordings_cursor(&encode_recordings_cursor(&c)).is_err());
         }
 
         #[test]

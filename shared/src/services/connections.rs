@@ -94,9 +94,10 @@ impl Connector {
             }
         }
         self.tokens.forget(id);
-        self.secrets
-            .delete_secret(&connection_secret_name(&self.config.aws.secrets_prefix, id))
-            .await?;
+        // Secret first: if we stop half-way, the record stays and shows the connection as
+        // revoked (credentials missing), and deleting again finishes the job.
+        let secret_name = connection_secret_name(&self.config.aws.secrets_prefix, id);
+        self.secrets.delete_secret(&secret_name).await?;
         self.store
             .delete_item(
                 ItemKind::Identity,
@@ -105,6 +106,11 @@ impl Connector {
             )
             .await?;
         self.store.delete_connection(id).await?;
+        // A refresh that was in flight may have written its tokens after our first delete
+        // while the record still existed; one finishing later finds no record and removes
+        // its own write (see `store_refreshed`).
+        self.secrets.delete_secret(&secret_name).await?;
+        self.tokens.forget(id);
         self.publish(
             events::CONNECTION_DELETED,
             serde_json::json!({ "connection_id": id }),

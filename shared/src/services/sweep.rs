@@ -1,5 +1,15 @@
 //! The scheduled sweep: refresh the connections that are due, at most `REFRESH_TPS` token
 //! writes per second, bounded concurrency, and stop cleanly before the deadline.
+//!
+//! Pacing sits inside the refresh routine, where it counts: each refresh holding its lease
+//! waits for a slot right before calling Zoom's token endpoint, and again right before
+//! writing the new tokens, so both Zoom grants and secret writes stay at or under
+//! `REFRESH_TPS` in every one-second window, whatever Zoom's answer times do.
+//!
+//! Report: `scanned` = `refreshed` + `skipped` + `failed`. Skipped: nothing to do (no longer
+//! due, refreshed elsewhere meanwhile, deleted, not usable any more, or left for the next run
+//! because the deadline came close). Failed: a refresh was due and did not happen (Zoom
+//! unavailable, refused, the connection found dead, storage errors).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,12 +21,17 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::Connector;
-use super::tokens::TokenNeed;
 
-/// Refreshes running at once.
+/// Upper bound of refreshes running at once.
 pub const SWEEP_CONCURRENCY: usize = 32;
-/// Stop starting refreshes when less than this is left: one refresh (lease) must fit.
+/// How often the sweep runs (template.yaml schedules it `rate(10 minutes)`).
+pub const SWEEP_PERIOD: Duration = Duration::from_secs(600);
+/// Stop starting refreshes when less than this is left: a refresh may wait for a lease held
+/// elsewhere (25 s at most) or run a Zoom call and its write.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(35);
+/// A Zoom call is not started with less than this left: the call (11 s at most) and the
+/// write of its answer must fit.
+const CALL_MARGIN: Duration = Duration::from_secs(20);
 const PAGE: usize = 200;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -27,44 +42,95 @@ pub struct SweepReport {
     pub failed: u64,
 }
 
-/// A token bucket of one: starts are spaced `1/rate` apart, so writes never exceed `rate`
-/// per second over any window (each refresh writes once).
+/// A strict pacer: the moments `acquire` returns are at least `1/rate` apart, so no window of
+/// one second ever holds more than `rate` of them. Waiters are served in arrival order.
 pub struct RateLimiter {
     interval: Duration,
-    next: Mutex<Instant>,
+    last: Mutex<Option<Instant>>,
 }
 
 impl RateLimiter {
     pub fn per_second(rate: u32) -> Self {
+        // Rounded up: `rate` intervals must cover a whole second.
+        let nanos = 1_000_000_000u64.div_ceil(u64::from(rate.max(1)));
         Self {
-            interval: Duration::from_secs_f64(1.0 / f64::from(rate.max(1))),
-            next: Mutex::new(Instant::now()),
+            interval: Duration::from_nanos(nanos),
+            last: Mutex::new(None),
         }
     }
 
     pub async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        // The lock is held across the sleep: the next waiter measures from when this one
+        // really woke up, not from when it was scheduled to.
+        let mut last = self.last.lock().await;
+        if let Some(previous) = *last {
+            tokio::time::sleep_until(previous + self.interval).await;
+        }
+        *last = Some(Instant::now());
     }
+}
+
+/// The sweep's pacing and deadline, applied by the refresh routine (see the module docs).
+pub struct SweepPace {
+    calls: RateLimiter,
+    writes: RateLimiter,
+    deadline: Instant,
+}
+
+impl SweepPace {
+    pub fn new(rate: u32, deadline: Instant) -> Self {
+        Self {
+            calls: RateLimiter::per_second(rate),
+            writes: RateLimiter::per_second(rate),
+            deadline,
+        }
+    }
+
+    /// Waits for a Zoom-call slot; `false` when the deadline no longer leaves room for one.
+    pub async fn before_zoom_call(&self) -> bool {
+        if !self.leaves(CALL_MARGIN) {
+            return false;
+        }
+        self.calls.acquire().await;
+        self.leaves(CALL_MARGIN)
+    }
+
+    /// Waits for a token-write slot. Calls are already paced, so this only evens out
+    /// differences in Zoom's answer times.
+    pub async fn before_write(&self) {
+        self.writes.acquire().await;
+    }
+
+    fn leaves(&self, margin: Duration) -> bool {
+        self.deadline.saturating_duration_since(Instant::now()) >= margin
+    }
+}
+
+/// Refreshes at once: enough to keep the pace, few enough that a refresh holding its lease
+/// never queues long for a slot (about two seconds' worth of slots at most).
+fn concurrency(rate: u32) -> usize {
+    usize::try_from(rate)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2)
+        .clamp(2, SWEEP_CONCURRENCY)
 }
 
 impl Connector {
     /// One sweep; `deadline` is when the invocation must have returned.
     pub async fn run_sweep(&self, deadline: Instant) -> SweepReport {
-        let limiter = Arc::new(RateLimiter::per_second(self.config.refresh_tps));
-        let slots = Arc::new(Semaphore::new(SWEEP_CONCURRENCY));
+        let pace = Arc::new(SweepPace::new(self.config.refresh_tps, deadline));
+        let slots = Arc::new(Semaphore::new(concurrency(self.config.refresh_tps)));
         let report = Arc::new(std::sync::Mutex::new(SweepReport::default()));
+        let tally = |f: &dyn Fn(&mut SweepReport)| {
+            let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut r);
+        };
+        let time_to_start =
+            || deadline.saturating_duration_since(Instant::now()) >= DEADLINE_MARGIN;
         let mut seen = HashSet::new();
         let mut tasks = tokio::task::JoinSet::new();
-        'pages: loop {
-            if deadline.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN {
-                break;
-            }
+        let mut drained = false;
+        'pages: while time_to_start() {
             let due = match self.store.due_connections(self.now_unix(), PAGE).await {
                 Ok(due) => due,
                 Err(e) => {
@@ -77,39 +143,50 @@ impl Connector {
                 .filter(|r| seen.insert(r.id.clone()))
                 .collect();
             if fresh.is_empty() {
-                break;
+                // The page may be full of refreshes still running (or failures that stay
+                // due): let those finish and look once more before calling it done.
+                if drained || tasks.is_empty() {
+                    break;
+                }
+                while tasks.join_next().await.is_some() {}
+                drained = true;
+                continue;
             }
+            drained = false;
             for record in fresh {
-                if deadline.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN {
-                    break 'pages;
+                if !record.status.is_usable() {
+                    // A stale index entry (needs_reauth, revoked, pending): never refreshed.
+                    tally(&|r| {
+                        r.scanned += 1;
+                        r.skipped += 1;
+                    });
+                    self.unindex_unusable(&record.id).await;
+                    continue;
                 }
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break 'pages;
                 };
-                limiter.acquire().await;
-                report.lock().map(|mut r| r.scanned += 1).ok();
-                let (this, report) = (self.clone(), report.clone());
+                if !time_to_start() {
+                    break 'pages;
+                }
+                tally(&|r| r.scanned += 1);
+                let (this, pace, report) = (self.clone(), pace.clone(), report.clone());
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let outcome = this.obtain_token(&record.id, TokenNeed::IfDue).await;
+                    let outcome = this.refresh_if_due(&record.id, &pace).await;
                     let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
                     match outcome {
                         Ok(o) if o.refreshed => r.refreshed += 1,
                         Ok(_) => r.skipped += 1,
-                        Err(e)
-                            if e.code == "zoom_unavailable"
-                                || e.code == "refresh_in_progress"
-                                || e.status.is_server_error() =>
-                        {
-                            r.failed += 1
+                        // Deleted since it was listed.
+                        Err(e) if e.code == "connection_not_found" => r.skipped += 1,
+                        Err(e) => {
+                            tracing::warn!(connection_id = %record.id, code = e.code, "sweep refresh failed");
+                            r.failed += 1;
                         }
-                        // needs_reauth / revoked / gone: nothing more to do for it.
-                        Err(_) => r.failed += 1,
                     }
                 });
-            }
-            while tasks.len() > SWEEP_CONCURRENCY * 4 {
-                tasks.join_next().await;
+                while tasks.try_join_next().is_some() {}
             }
         }
         while tasks.join_next().await.is_some() {}
@@ -122,5 +199,61 @@ impl Connector {
             "sweep finished"
         );
         report
+    }
+
+    /// Takes a connection that can no longer be refreshed out of the due index.
+    async fn unindex_unusable(&self, id: &str) {
+        let result = self
+            .update_record(id, |r| {
+                if !r.status.is_usable() {
+                    r.next_refresh_at = None;
+                }
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(connection_id = id, error = %e, "could not take a dead connection out of the sweep");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Acquisitions of a strict pacer never put more than `rate` into any one-second window.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn pacer_never_exceeds_its_rate_in_any_second() {
+        let limiter = Arc::new(RateLimiter::per_second(20));
+        let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..45 {
+            let (limiter, times) = (limiter.clone(), times.clone());
+            tasks.spawn(async move {
+                limiter.acquire().await;
+                times.lock().unwrap().push(Instant::now());
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let mut times = times.lock().unwrap().clone();
+        times.sort();
+        assert_eq!(times.len(), 45);
+        for pair in times.windows(21) {
+            assert!(
+                pair[20] - pair[0] >= Duration::from_secs(1),
+                "21 acquisitions within {:?}",
+                pair[20] - pair[0]
+            );
+        }
+    }
+
+    #[test]
+    fn intervals_cover_a_second_and_concurrency_is_bounded() {
+        for rate in [1, 3, 7, 40, 50] {
+            let l = RateLimiter::per_second(rate);
+            assert!(l.interval * rate >= Duration::from_secs(1), "rate {rate}");
+        }
+        assert_eq!(concurrency(1), 2);
+        assert_eq!(concurrency(10), 20);
+        assert_eq!(concurrency(40), SWEEP_CONCURRENCY);
     }
 }

@@ -8,8 +8,16 @@
 //!   holds it re-reads the secret (someone may just have refreshed), calls Zoom, writes the new
 //!   tokens at once with a deterministic request token, and releases the lease only if still
 //!   the owner. Waiters poll the secret and take the new tokens when they appear.
-//! - `invalid_grant` is answered by re-reading before declaring the connection dead; 5xx and
-//!   timeouts keep the old tokens, count the failure and back off.
+//! - `invalid_grant` is answered by re-reading (twice, a moment apart) before declaring the
+//!   connection dead; 5xx and timeouts keep the old tokens, count the failure and back off.
+//!   While a failing connection is backing off, actions keep using its old access token as
+//!   long as it is valid instead of asking a failing Zoom again on every call.
+//!
+//! What cannot be recovered: Zoom rotates the refresh token when it answers a refresh, and the
+//! old one dies at once. If that answer is lost (5xx or timeout after Zoom rotated), the new
+//! tokens exist only at Zoom. The next attempt then gets `invalid_grant` for the old token and
+//! the connection goes to `needs_reauth` (event `Zoom Connection Needs Reauth`); nothing but
+//! the tokens Zoom handed to us is ever stored.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,11 +27,12 @@ use rand::Rng;
 use time::OffsetDateTime;
 
 use super::callback::serde_secret;
+use super::sweep::{SWEEP_PERIOD, SweepPace};
 use super::{Connector, ZOOM_OAUTH_TIMEOUT, events};
 use crate::config::RefreshMode;
 use crate::domain::{
     AuthType, ClientCredentials, ConnectionRecord, ConnectionSecret, ConnectionStatus, LastError,
-    connection_secret_name,
+    TokenSet, connection_secret_name,
 };
 use crate::error::{ApiError, StoreError};
 use crate::ports::{ItemKind, OAuthError};
@@ -33,10 +42,17 @@ use crate::secret::{SecretString, sha256_hex};
 pub const LEASE_SECS: i64 = 30;
 /// How long a caller waits for another process's refresh before giving up.
 const LEASE_WAIT: Duration = Duration::from_secs(25);
+/// Part of the lease kept for writing the new tokens after Zoom answered.
+const LEASE_WRITE_RESERVE: Duration = Duration::from_secs(10);
 /// Failures in a row before a connection shows `refresh_failing`.
 const FAILING_AFTER: u32 = 3;
 /// Ceiling of the back-off between refresh attempts of a failing connection.
 const MAX_BACKOFF_SECS: i64 = 3600;
+/// An old access token is still handed out while it lives at least this long.
+const STILL_VALID_SECS: i64 = 30;
+/// Before declaring a connection dead on `invalid_grant`, look again after this pause: a
+/// refresh whose answer was still in flight elsewhere is written right after it arrives.
+const REAUTH_RECHECK: Duration = Duration::from_millis(400);
 
 /// A token an action can use, and the API base it belongs to.
 #[derive(Clone, Debug)]
@@ -148,12 +164,16 @@ impl Connector {
         }
     }
 
-    /// When the sweep should next look at a connection refreshed `now`.
+    /// When the sweep should next look at a connection refreshed `now`. Lazy: the keep-alive.
+    /// Eager: early enough that the sweep run before the token nears expiry refreshes it (the
+    /// sweep runs every [`SWEEP_PERIOD`]), and the keep-alive at the latest.
     pub fn next_refresh_at(&self, now: OffsetDateTime, expires_at: OffsetDateTime) -> i64 {
         let keepalive = now + self.config.keepalive;
         let at = match self.config.refresh_mode {
             RefreshMode::Lazy => keepalive,
-            RefreshMode::Eager => (expires_at - self.config.refresh_ahead).min(keepalive),
+            RefreshMode::Eager => {
+                (expires_at - self.config.refresh_ahead - SWEEP_PERIOD).min(keepalive)
+            }
         };
         at.unix_timestamp().max(now.unix_timestamp() + 60)
     }
@@ -230,10 +250,20 @@ impl Connector {
                 return Ok(None);
             };
             let expected = record.version;
+            let was_revoked = record.status == ConnectionStatus::Revoked;
             change(&mut record);
+            // Only a new authorization (the callback) brings a revoked connection back; a
+            // refresh that raced with the revocation must not.
+            if was_revoked {
+                record.status = ConnectionStatus::Revoked;
+                record.next_refresh_at = None;
+            }
             record.updated_at = self.now();
             if self.store.put_connection(&record, Some(expected)).await? {
                 record.version = expected + 1;
+                if !record.status.is_usable() {
+                    self.tokens.forget(id);
+                }
                 return Ok(Some(record));
             }
         }
@@ -255,8 +285,60 @@ impl Connector {
         expires_at - self.now() > self.config.refresh_ahead
     }
 
+    fn is_due(&self, record: &ConnectionRecord) -> bool {
+        record
+            .next_refresh_at
+            .is_some_and(|at| at <= self.now_unix())
+    }
+
+    /// A failing connection waits out its back-off while its old access token still works.
+    fn backing_off_with_valid_token(
+        &self,
+        record: &ConnectionRecord,
+        secret: &ConnectionSecret,
+    ) -> bool {
+        record.consecutive_failures > 0
+            && !self.is_due(record)
+            && secret.expires_at - self.now() > time::Duration::seconds(STILL_VALID_SECS)
+    }
+
+    /// Whether the stored token already answers `need`, so no refresh is due.
+    fn stored_token_will_do(
+        &self,
+        record: &ConnectionRecord,
+        secret: &ConnectionSecret,
+        need: &TokenNeed,
+    ) -> bool {
+        match need {
+            TokenNeed::Usable => {
+                self.is_fresh(secret.expires_at)
+                    || self.backing_off_with_valid_token(record, secret)
+            }
+            TokenNeed::ReplaceRejected(bad) => {
+                secret.access_token != *bad && self.is_fresh(secret.expires_at)
+            }
+            TokenNeed::IfDue => !self.is_due(record),
+            TokenNeed::Always => false,
+        }
+    }
+
     /// A token for connection `id` as `need` asks; see the module documentation.
     pub async fn obtain_token(&self, id: &str, need: TokenNeed) -> Result<Obtained, ApiError> {
+        self.obtain(id, need, None).await
+    }
+
+    /// The sweep's refresh of one connection: only if still due, with the sweep's pacing of
+    /// Zoom calls and token writes, and not started when its deadline is too close.
+    pub async fn refresh_if_due(&self, id: &str, pace: &SweepPace) -> Result<Obtained, ApiError> {
+        self.obtain(id, TokenNeed::IfDue, Some(pace)).await
+    }
+
+    async fn obtain(
+        &self,
+        id: &str,
+        need: TokenNeed,
+        pace: Option<&SweepPace>,
+    ) -> Result<Obtained, ApiError> {
         let cached_ok = |t: &UsableToken| match &need {
             TokenNeed::Usable => self.is_fresh(t.expires_at),
             TokenNeed::ReplaceRejected(bad) => {
@@ -289,17 +371,9 @@ impl Connector {
             return Err(conflict(record.status));
         }
         let Some(secret) = self.try_read_connection_secret(id).await? else {
-            return Err(conflict(ConnectionStatus::Revoked));
+            return Err(self.credentials_missing(&record).await);
         };
-        let current_ok = match &need {
-            TokenNeed::Usable => self.is_fresh(secret.expires_at),
-            TokenNeed::ReplaceRejected(bad) => {
-                secret.access_token != *bad && self.is_fresh(secret.expires_at)
-            }
-            TokenNeed::IfDue => record.next_refresh_at.is_none_or(|at| at > self.now_unix()),
-            TokenNeed::Always => false,
-        };
-        if current_ok {
+        if self.stored_token_will_do(&record, &secret, &need) {
             let token = self.usable(&secret);
             self.tokens.put(id, token.clone());
             return Ok(Obtained {
@@ -307,9 +381,48 @@ impl Connector {
                 refreshed: false,
             });
         }
-        let obtained = self.refresh_with_lease(&record, secret, &need).await?;
+        let obtained = self
+            .refresh_with_lease(&record, secret, &need, pace)
+            .await?;
         self.tokens.put(id, obtained.token.clone());
         Ok(obtained)
+    }
+
+    /// A usable record whose secret is gone: nothing can refresh or act for it any more.
+    /// Marked `revoked` (out of the sweep's index) unless the record changed meanwhile, which
+    /// means a reconnect, deauthorization or deletion is under way and decides instead.
+    async fn credentials_missing(&self, seen: &ConnectionRecord) -> ApiError {
+        let id = seen.id.as_str();
+        self.tokens.forget(id);
+        let now = self.now();
+        let mut record = seen.clone();
+        record.status = ConnectionStatus::Revoked;
+        record.next_refresh_at = None;
+        record.access_token_expires_at = None;
+        record.updated_at = now;
+        record.last_error = Some(LastError {
+            code: "credentials_missing".into(),
+            message: "The stored Zoom credentials of this connection are gone; connect again."
+                .into(),
+            at: now,
+        });
+        match self.store.put_connection(&record, Some(seen.version)).await {
+            Ok(true) => {
+                tracing::error!(
+                    connection_id = id,
+                    event = "credentials_missing",
+                    "the connection's stored credentials are missing; marked revoked"
+                );
+                self.publish(
+                    events::CONNECTION_REVOKED,
+                    serde_json::json!({ "connection_id": id, "reason": "credentials_missing" }),
+                )
+                .await;
+            }
+            Ok(false) => {}
+            Err(e) => return e.into(),
+        }
+        conflict(ConnectionStatus::Revoked)
     }
 
     async fn take_lease(&self, id: &str) -> Result<Option<u64>, ApiError> {
@@ -345,6 +458,7 @@ impl Connector {
         record: &ConnectionRecord,
         seen: ConnectionSecret,
         need: &TokenNeed,
+        pace: Option<&SweepPace>,
     ) -> Result<Obtained, ApiError> {
         let id = record.id.as_str();
         let started = tokio::time::Instant::now();
@@ -362,7 +476,7 @@ impl Connector {
                     });
                 }
                 Some(_) => {}
-                None => return Err(conflict(ConnectionStatus::Revoked)),
+                None => return Err(self.credentials_missing(record).await),
             }
             if started.elapsed() > LEASE_WAIT {
                 return Err(ApiError::unavailable(
@@ -372,152 +486,276 @@ impl Connector {
                 .with_retry_after(5));
             }
         };
-        let result = self.refresh_holding_lease(record, &seen, need).await;
+        let lease_until =
+            tokio::time::Instant::now() + Duration::from_secs(LEASE_SECS.unsigned_abs());
+        let result = self
+            .refresh_holding_lease(id, &seen, need, pace, lease_until)
+            .await;
         self.release_lease(id, lease).await;
         result
     }
 
     async fn refresh_holding_lease(
         &self,
-        record: &ConnectionRecord,
+        id: &str,
         seen: &ConnectionSecret,
         need: &TokenNeed,
+        pace: Option<&SweepPace>,
+        lease_until: tokio::time::Instant,
     ) -> Result<Obtained, ApiError> {
-        let id = record.id.as_str();
         // Re-read under the lease: a refresh that finished just before we took it counts.
-        let Some(secret) = self.try_read_connection_secret(id).await? else {
-            return Err(conflict(ConnectionStatus::Revoked));
-        };
-        if secret.refresh_token != seen.refresh_token && !matches!(need, TokenNeed::Always) {
-            return Ok(Obtained {
-                token: self.usable(&secret),
-                refreshed: false,
-            });
-        }
         let record = self
             .store
             .get_connection(id)
             .await?
             .ok_or_else(|| ApiError::connection_not_found(id))?;
         if !record.status.is_usable() {
+            self.tokens.forget(id);
             return Err(conflict(record.status));
         }
-        if matches!(need, TokenNeed::IfDue)
-            && record.next_refresh_at.is_none_or(|at| at > self.now_unix())
-        {
-            return Ok(Obtained {
-                token: self.usable(&secret),
+        let Some(secret) = self.try_read_connection_secret(id).await? else {
+            return Err(self.credentials_missing(&record).await);
+        };
+        let not_refreshed = |secret: &ConnectionSecret| {
+            Ok(Obtained {
+                token: self.usable(secret),
                 refreshed: false,
-            });
+            })
+        };
+        if secret.refresh_token != seen.refresh_token && !matches!(need, TokenNeed::Always) {
+            return not_refreshed(&secret);
+        }
+        if matches!(need, TokenNeed::IfDue | TokenNeed::Usable)
+            && self.stored_token_will_do(&record, &secret, need)
+        {
+            // No longer due, or another process failed just now and its back-off applies.
+            return not_refreshed(&secret);
+        }
+        if let Some(pace) = pace
+            && !pace.before_zoom_call().await
+        {
+            tracing::debug!(
+                connection_id = id,
+                "sweep deadline near; refresh left for the next run"
+            );
+            return not_refreshed(&secret);
         }
         let client = self.client_for(&secret).await?;
-        let outcome = tokio::time::timeout(
-            ZOOM_OAUTH_TIMEOUT + Duration::from_secs(1),
-            self.oauth.refresh(&client, &secret.refresh_token),
-        )
-        .await
-        .unwrap_or_else(|_| Err(OAuthError::Unavailable("timed out".into())));
+        // The call must end while the lease is ours, with time left to store its answer:
+        // past that, another process could take the lease and spend the same refresh token.
+        let budget = lease_until
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(LEASE_WRITE_RESERVE)
+            .min(ZOOM_OAUTH_TIMEOUT + Duration::from_secs(1));
+        let outcome =
+            tokio::time::timeout(budget, self.oauth.refresh(&client, &secret.refresh_token))
+                .await
+                .unwrap_or_else(|_| Err(OAuthError::Unavailable("timed out".into())));
         match outcome {
-            Ok(tokens) => {
-                let updated = secret.with_tokens(tokens);
-                if let Err(e) = self.write_tokens(id, &updated).await {
-                    // The new tokens exist only in this process now. Keep using them here
-                    // (cached by the caller) and report loudly; see docs/architecture.md.
-                    tracing::error!(connection_id = id, error = %e, event = "refresh_write_failed", "new tokens could not be stored");
-                    return Ok(Obtained {
-                        token: self.usable(&updated),
-                        refreshed: true,
-                    });
-                }
-                let now = self.now();
-                let next = self.next_refresh_at(now, updated.expires_at);
-                let scopes = updated.scopes.clone();
-                self.update_record(id, |r| {
-                    r.status = ConnectionStatus::Active;
-                    r.access_token_expires_at = Some(updated.expires_at);
-                    r.last_refreshed_at = Some(now);
-                    r.last_error = None;
-                    r.consecutive_failures = 0;
-                    r.next_refresh_at = Some(next);
-                    if !scopes.is_empty() {
-                        r.scopes = scopes.clone();
-                    }
-                })
-                .await?;
-                tracing::info!(connection_id = id, event = "refreshed", "tokens refreshed");
-                Ok(Obtained {
-                    token: self.usable(&updated),
-                    refreshed: true,
-                })
+            Ok(tokens) => self.store_refreshed(id, secret, tokens, pace).await,
+            Err(OAuthError::Rejected { error, reason, .. })
+                if refresh_token_is_dead(&error, secret.auth_type) =>
+            {
+                self.refresh_rejected(id, &secret, &error, &reason).await
             }
-            Err(OAuthError::Rejected { error, reason, .. }) => {
-                // Someone may have refreshed between our read and Zoom's answer.
-                if let Some(again) = self.try_read_connection_secret(id).await?
-                    && again.refresh_token != secret.refresh_token
-                {
-                    return Ok(Obtained {
-                        token: self.usable(&again),
-                        refreshed: false,
-                    });
-                }
-                tracing::warn!(connection_id = id, error = %error, reason = %reason, event = "needs_reauth", "Zoom refused the refresh token");
-                let now = self.now();
-                self.update_record(id, |r| {
-                    r.status = ConnectionStatus::NeedsReauth;
-                    r.next_refresh_at = None;
-                    r.last_error = Some(LastError {
-                        code: error.clone(),
-                        message: format!("Zoom refused the refresh token: {reason}"),
-                        at: now,
-                    });
-                })
-                .await?;
-                self.tokens.forget(id);
-                self.publish(
-                    events::CONNECTION_NEEDS_REAUTH,
-                    serde_json::json!({ "connection_id": id, "reason": error }),
-                )
-                .await;
-                Err(conflict(ConnectionStatus::NeedsReauth))
+            Err(OAuthError::Rejected {
+                status,
+                error,
+                reason,
+            }) => {
+                // Not about this connection's grant (e.g. the platform app's own credentials
+                // were refused): a failure to fix, not a reason to drop every connection.
+                tracing::error!(connection_id = id, status, error = %error, reason = %reason, event = "refresh_refused", "Zoom refused the refresh request");
+                let failure = RefreshFailure {
+                    code: "zoom_error",
+                    detail: format!("Zoom refused the refresh request ({error}): {reason}"),
+                };
+                self.refresh_failed(id, &secret, need, failure).await
             }
             Err(OAuthError::Unavailable(detail)) => {
-                let now = self.now();
-                let updated = self
-                    .update_record(id, |r| {
-                        r.consecutive_failures += 1;
-                        if r.consecutive_failures >= FAILING_AFTER {
-                            r.status = ConnectionStatus::RefreshFailing;
-                        }
-                        let backoff =
-                            (60i64 << r.consecutive_failures.min(6)).min(MAX_BACKOFF_SECS);
-                        r.next_refresh_at = Some(now.unix_timestamp() + backoff);
-                        r.last_error = Some(LastError {
-                            code: "zoom_unavailable".into(),
-                            message: format!("Refreshing failed: {detail}"),
-                            at: now,
-                        });
-                    })
-                    .await?;
-                let failures = updated.as_ref().map_or(0, |r| r.consecutive_failures);
-                tracing::warn!(connection_id = id, failures, event = "refresh_failed", detail = %detail, "refresh failed; old tokens kept");
-                self.publish(
-                    events::CONNECTION_REFRESH_FAILED,
-                    serde_json::json!({ "connection_id": id, "consecutive_failures": failures, "error": { "code": "zoom_unavailable", "message": detail } }),
-                )
-                .await;
-                // The old access token may still have some life: an action can go on with it.
-                if secret.expires_at - now > time::Duration::seconds(30)
-                    && matches!(need, TokenNeed::Usable | TokenNeed::ReplaceRejected(_))
-                {
-                    return Ok(Obtained {
-                        token: self.usable(&secret),
-                        refreshed: false,
-                    });
-                }
-                Err(zoom_unavailable(&detail))
+                let failure = RefreshFailure {
+                    code: "zoom_unavailable",
+                    detail,
+                };
+                self.refresh_failed(id, &secret, need, failure).await
             }
         }
     }
+
+    /// Zoom rotated the tokens: store them at once, then the record.
+    async fn store_refreshed(
+        &self,
+        id: &str,
+        secret: ConnectionSecret,
+        tokens: TokenSet,
+        pace: Option<&SweepPace>,
+    ) -> Result<Obtained, ApiError> {
+        let updated = secret.with_tokens(tokens);
+        if let Some(pace) = pace {
+            pace.before_write().await;
+        }
+        if let Err(e) = self.write_tokens(id, &updated).await {
+            // The new tokens exist only in this process now. Keep using them here (cached by
+            // the caller) and report loudly; see docs/architecture.md.
+            tracing::error!(connection_id = id, error = %e, event = "refresh_write_failed", "new tokens could not be stored");
+            return Ok(Obtained {
+                token: self.usable(&updated),
+                refreshed: true,
+            });
+        }
+        let now = self.now();
+        let next = self.next_refresh_at(now, updated.expires_at);
+        let scopes = updated.scopes.clone();
+        let recorded = self
+            .update_record(id, |r| {
+                r.status = ConnectionStatus::Active;
+                r.access_token_expires_at = Some(updated.expires_at);
+                r.last_refreshed_at = Some(now);
+                r.last_error = None;
+                r.consecutive_failures = 0;
+                r.next_refresh_at = Some(next);
+                if !scopes.is_empty() {
+                    r.scopes = scopes.clone();
+                }
+            })
+            .await;
+        match recorded {
+            Ok(Some(r)) if r.status == ConnectionStatus::Revoked => {
+                // Revoked while we refreshed: do not leave the new tokens behind.
+                let name = connection_secret_name(&self.config.aws.secrets_prefix, id);
+                if let Err(e) = self.secrets.delete_secret(&name).await {
+                    tracing::error!(connection_id = id, error = %e, "could not remove the tokens of a revoked connection");
+                }
+                return Err(conflict(ConnectionStatus::Revoked));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                // Deleted while we refreshed: do not leave its credentials behind.
+                self.tokens.forget(id);
+                let name = connection_secret_name(&self.config.aws.secrets_prefix, id);
+                if let Err(e) = self.secrets.delete_secret(&name).await {
+                    tracing::error!(connection_id = id, error = %e, "could not remove the tokens of a deleted connection");
+                }
+                return Err(ApiError::connection_not_found(id));
+            }
+            // The tokens are stored, which is what counts; the record catches up next time.
+            Err(e) => {
+                tracing::warn!(connection_id = id, error = %e, "refreshed tokens stored but the record was not updated")
+            }
+        }
+        tracing::info!(connection_id = id, event = "refreshed", "tokens refreshed");
+        Ok(Obtained {
+            token: self.usable(&updated),
+            refreshed: true,
+        })
+    }
+
+    /// `invalid_grant`: dead tokens, unless someone else refreshed meanwhile.
+    async fn refresh_rejected(
+        &self,
+        id: &str,
+        secret: &ConnectionSecret,
+        error: &str,
+        reason: &str,
+    ) -> Result<Obtained, ApiError> {
+        // Someone may have refreshed between our read and Zoom's answer; a process whose
+        // answer was still in flight writes right after it arrives, hence a second look.
+        for pause in [Duration::ZERO, REAUTH_RECHECK] {
+            tokio::time::sleep(pause).await;
+            if let Some(again) = self.try_read_connection_secret(id).await?
+                && again.refresh_token != secret.refresh_token
+            {
+                return Ok(Obtained {
+                    token: self.usable(&again),
+                    refreshed: false,
+                });
+            }
+        }
+        tracing::warn!(connection_id = id, error = %error, reason = %reason, event = "needs_reauth", "Zoom refused the refresh token");
+        let now = self.now();
+        self.update_record(id, |r| {
+            r.status = ConnectionStatus::NeedsReauth;
+            r.next_refresh_at = None;
+            r.last_error = Some(LastError {
+                code: error.to_owned(),
+                message: format!("Zoom refused the refresh token: {reason}"),
+                at: now,
+            });
+        })
+        .await?;
+        self.tokens.forget(id);
+        self.publish(
+            events::CONNECTION_NEEDS_REAUTH,
+            serde_json::json!({ "connection_id": id, "reason": error }),
+        )
+        .await;
+        Err(conflict(ConnectionStatus::NeedsReauth))
+    }
+
+    /// 5xx, timeouts, refusals not about the grant: keep the old tokens, count, back off.
+    async fn refresh_failed(
+        &self,
+        id: &str,
+        secret: &ConnectionSecret,
+        need: &TokenNeed,
+        failure: RefreshFailure,
+    ) -> Result<Obtained, ApiError> {
+        let now = self.now();
+        let updated = self
+            .update_record(id, |r| {
+                r.consecutive_failures += 1;
+                if r.consecutive_failures >= FAILING_AFTER {
+                    r.status = ConnectionStatus::RefreshFailing;
+                }
+                r.next_refresh_at =
+                    Some(now.unix_timestamp() + backoff_secs(r.consecutive_failures));
+                r.last_error = Some(LastError {
+                    code: failure.code.into(),
+                    message: format!("Refreshing failed: {}", failure.detail),
+                    at: now,
+                });
+            })
+            .await?;
+        let failures = updated.as_ref().map_or(0, |r| r.consecutive_failures);
+        tracing::warn!(connection_id = id, failures, event = "refresh_failed", code = failure.code, detail = %failure.detail, "refresh failed; old tokens kept");
+        self.publish(
+            events::CONNECTION_REFRESH_FAILED,
+            serde_json::json!({ "connection_id": id, "consecutive_failures": failures, "error": { "code": failure.code, "message": failure.detail } }),
+        )
+        .await;
+        // The old access token may still have some life: an action can go on with it (not a
+        // caller whose token Zoom just refused, nor a forced refresh or the sweep).
+        if matches!(need, TokenNeed::Usable)
+            && secret.expires_at - now > time::Duration::seconds(STILL_VALID_SECS)
+        {
+            return Ok(Obtained {
+                token: self.usable(secret),
+                refreshed: false,
+            });
+        }
+        Err(match failure.code {
+            "zoom_unavailable" => zoom_unavailable(&failure.detail),
+            _ => ApiError::new(http::StatusCode::BAD_GATEWAY, failure.code, failure.detail),
+        })
+    }
+}
+
+/// Why a refresh failed without killing the connection.
+struct RefreshFailure {
+    code: &'static str,
+    detail: String,
+}
+
+/// Whether a token-endpoint refusal means this connection's grant is gone for good:
+/// `invalid_grant` (rotated, revoked, expired), or a BYO app whose credentials no longer work
+/// (only the user can fix that, by reconnecting with the new ones).
+fn refresh_token_is_dead(error: &str, auth_type: AuthType) -> bool {
+    error == "invalid_grant" || (error == "invalid_client" && auth_type == AuthType::ByoApp)
+}
+
+/// Seconds to wait before refreshing again after `failures` failures in a row.
+fn backoff_secs(failures: u32) -> i64 {
+    (60i64 << failures.min(6)).min(MAX_BACKOFF_SECS)
 }
 
 /// `api.zoom.us` or a regional `api-<region>.zoom.us`.
@@ -536,6 +774,10 @@ pub fn jittered(base: Duration) -> Duration {
     let factor = rand::rng().random_range(0.5..1.5);
     base.mul_f64(factor)
 }
+
+#[cfg(test)]
+#[path = "tokens_tests.rs"]
+mod state_machine_tests;
 
 #[cfg(test)]
 mod tests {

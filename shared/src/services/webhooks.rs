@@ -1,9 +1,12 @@
 //! Zoom webhooks: signature check, URL validation, deauthorization.
 
+use std::time::Duration;
+
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use super::tokens::LEASE_SECS;
 use super::{Connector, events};
 use crate::domain::{ConnectionStatus, ZoomIdentity, connection_secret_name, identity_key};
 use crate::error::ApiError;
@@ -12,6 +15,8 @@ use crate::secret::{SecretString, sha256_hex};
 
 /// Deliveries older (or newer) than this are refused.
 pub const MAX_SKEW_SECS: i64 = 300;
+/// How long a deauthorization waits for a refresh in progress to finish.
+const LEASE_WAIT: Duration = Duration::from_secs(2);
 
 fn hmac_hex(key: &SecretString, message: &[u8]) -> String {
     let mut mac =
@@ -75,13 +80,16 @@ impl Connector {
             tracing::error!("no webhook secret token is configured; refusing webhooks");
             return Err(denied());
         }
-        let valid = tokens
+        // During a rotation either token may have signed; the one that did answers the
+        // URL validation (it is the one Zoom holds).
+        let Some(signer) = tokens
             .iter()
-            .any(|t| SecretString::new(signature(t, ts, body)).ct_eq(sig.trim()));
-        if !valid {
+            .copied()
+            .find(|t| SecretString::new(signature(t, ts, body)).ct_eq(sig.trim()))
+        else {
             tracing::warn!("webhook with a bad signature");
             return Err(denied());
-        }
+        };
         let envelope: Envelope = serde_json::from_slice(body)
             .map_err(|_| ApiError::validation("The webhook body is not a Zoom event."))?;
         match envelope.event.as_str() {
@@ -91,7 +99,7 @@ impl Connector {
                     .filter(|p| !p.is_empty() && p.len() <= 256)
                     .ok_or_else(|| ApiError::validation("`payload.plainToken` is missing."))?;
                 Ok(
-                    serde_json::json!({ "plainToken": plain, "encryptedToken": hmac_hex(tokens[0], plain.as_bytes()) }),
+                    serde_json::json!({ "plainToken": plain, "encryptedToken": hmac_hex(signer, plain.as_bytes()) }),
                 )
             }
             "app_deauthorized" => {
@@ -117,8 +125,21 @@ impl Connector {
                 {
                     return Ok(serde_json::json!({ "status": "duplicate" }));
                 }
-                let revoked = self.deauthorize(&d).await?;
-                Ok(serde_json::json!({ "status": "ok", "revoked": revoked }))
+                match self.deauthorize(&d).await {
+                    Ok(revoked) => Ok(serde_json::json!({ "status": "ok", "revoked": revoked })),
+                    Err(e) => {
+                        // Zoom delivers again on a non-2xx answer: that delivery must not be
+                        // taken for a duplicate of this unfinished one.
+                        if let Err(forget) = self
+                            .store
+                            .delete_item(ItemKind::Idempotency, &delivery, None)
+                            .await
+                        {
+                            tracing::warn!(error = %forget, "could not forget a failed webhook delivery");
+                        }
+                        Err(e)
+                    }
+                }
             }
             other => {
                 tracing::debug!(event = other, "webhook event acknowledged");
@@ -143,16 +164,70 @@ impl Connector {
         let Some(id) = item.value["connection_id"].as_str().map(str::to_owned) else {
             return Ok(None);
         };
+        // Hold the refresh lease, so a refresh running elsewhere cannot write tokens back or
+        // mark the connection active again after this revocation.
+        let lease = self.hold_refresh_lease(&id).await;
+        let result = self.revoke_connection(&id, &key).await;
+        if let Some(version) = lease
+            && let Err(e) = self
+                .store
+                .delete_item(ItemKind::Lease, &id, Some(version))
+                .await
+        {
+            // It expires on its own.
+            tracing::warn!(connection_id = %id, error = %e, "could not release the refresh lease");
+        }
+        result.map(|()| Some(id))
+    }
+
+    /// Takes the connection's refresh lease, waiting briefly for a refresh in progress. `None`
+    /// when it could not be had in time: revocation goes ahead anyway (Zoom expects an answer
+    /// within seconds), and Zoom refuses the revoked tokens regardless.
+    async fn hold_refresh_lease(&self, id: &str) -> Option<u64> {
+        let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+        loop {
+            let now = self.now_unix();
+            let value = serde_json::json!({ "owner": &*self.instance_id, "at": now, "purpose": "deauthorize" });
+            match self
+                .store
+                .create_item(ItemKind::Lease, id, &value, Some(now + LEASE_SECS), now)
+                .await
+            {
+                Ok(true) => {
+                    return self
+                        .store
+                        .get_item(ItemKind::Lease, id, now)
+                        .await
+                        .ok()
+                        .flatten()
+                        .filter(|i| i.value == value)
+                        .map(|i| i.version);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(connection_id = id, error = %e, "could not take the refresh lease");
+                    return None;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    connection_id = id,
+                    "revoking while a refresh holds the lease"
+                );
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn revoke_connection(&self, id: &str, identity: &str) -> Result<(), ApiError> {
         self.secrets
-            .delete_secret(&connection_secret_name(
-                &self.config.aws.secrets_prefix,
-                &id,
-            ))
+            .delete_secret(&connection_secret_name(&self.config.aws.secrets_prefix, id))
             .await?;
-        self.tokens.forget(&id);
+        self.tokens.forget(id);
         let at = self.now();
         let updated = self
-            .update_record(&id, |r| {
+            .update_record(id, |r| {
                 r.status = ConnectionStatus::Revoked;
                 r.next_refresh_at = None;
                 r.access_token_expires_at = None;
@@ -163,8 +238,10 @@ impl Connector {
                 });
             })
             .await?;
+        // Gone from this process's cache too, in case a call in flight put it back.
+        self.tokens.forget(id);
         self.store
-            .delete_item(ItemKind::Identity, &key, None)
+            .delete_item(ItemKind::Identity, identity, None)
             .await?;
         if updated.is_some() {
             self.publish(
@@ -174,7 +251,7 @@ impl Connector {
             .await;
             tracing::info!(connection_id = %id, "connection revoked by the Zoom user");
         }
-        Ok(Some(id))
+        Ok(())
     }
 }
 
