@@ -1602,6 +1602,37 @@ async fn idempotency_key_returns_the_first_answer() {
     assert_eq!(retried.status, 201);
     assert_eq!(retried.header("idempotent-replayed"), None);
     assert_eq!(stack.sim.meetings_count(), 3);
+
+    // A 5xx may come after Zoom created the meeting (the answer was lost). Simulate that:
+    // the attempt fails, but the meeting exists at Zoom. The retry finds it, creates none.
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 503,
+        times: Some(1),
+    });
+    send("key-4", meeting_body("answer lost"))
+        .await
+        .problem(502, "zoom_unavailable");
+    let token = access_token(&stack, &id).await;
+    let created_at_zoom: Value = reqwest::Client::new()
+        .post(format!("{}/users/me/meetings", stack.running_sim.api_url()))
+        .bearer_auth(token)
+        .json(&meeting_body("answer lost"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stack.sim.meetings_count(), 4);
+    let recovered = send("key-4", meeting_body("answer lost")).await;
+    assert_eq!(recovered.status, 201);
+    assert_eq!(recovered.json()["id"], created_at_zoom["id"]);
+    assert_eq!(
+        stack.sim.meetings_count(),
+        4,
+        "the retry did not create a second meeting"
+    );
     check_contract(&stack.sim);
 }
 

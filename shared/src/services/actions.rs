@@ -354,31 +354,51 @@ impl Connector {
                     body: Bytes::from(answer.body.to_string()),
                 })
             }
-            IdempotencyStart::Started { version, .. } => {
-                let result = self.create_meeting_once(id, body, warning.as_deref()).await;
-                match &result {
-                    Ok(answer) => {
-                        let body: serde_json::Value =
-                            serde_json::from_slice(&answer.body).unwrap_or_default();
+            IdempotencyStart::Started {
+                version,
+                resumed_from,
+            } => {
+                // The same path as queued events: after an unknown outcome (timeout, 5xx) the
+                // record is left for takeover, and the retry looks at Zoom before creating.
+                let started_at = self.now_unix();
+                let event = super::meeting_events::MeetingEvent {
+                    idempotency_key: key.to_owned(),
+                    connection_id: id.to_owned(),
+                    meeting: body.clone(),
+                    correlation_id: None,
+                };
+                match self.obtain_meeting(&event, &record_key, resumed_from).await {
+                    Ok(mut meeting) => {
                         self.finish_idempotent(
                             &record_key,
                             version,
                             &IdempotentAnswer {
-                                status: answer.status,
-                                body,
+                                status: 201,
+                                body: meeting.clone(),
                                 fingerprint,
                             },
                         )
                         .await?;
+                        if let (Some(w), Some(obj)) = (warning, meeting.as_object_mut()) {
+                            obj.insert("warning".into(), w.into());
+                        }
+                        Ok(PassThrough {
+                            status: 201,
+                            headers: vec![("content-type".into(), "application/json".into())],
+                            body: Bytes::from(meeting.to_string()),
+                        })
                     }
-                    // Failed attempts may be retried with the same key.
-                    Err(_) => {
-                        self.store
-                            .delete_item(ItemKind::Idempotency, &record_key, Some(version))
-                            .await?;
+                    Err(failure) => {
+                        if failure.maybe_created {
+                            self.leave_for_takeover(&record_key, version, &fingerprint, started_at)
+                                .await;
+                        } else {
+                            // Nothing was created: the key may be retried afresh.
+                            self.release_record(&record_key, version).await;
+                        }
+                        Err(failure.error)
                     }
                 }
-                result
             }
         }
     }
@@ -446,11 +466,13 @@ impl Connector {
                             .map_err(|_| ApiError::internal("corrupt idempotency record"))?;
                     return Ok(IdempotencyStart::Done(answer));
                 }
-                _ if item.value["started_at"]
-                    .as_i64()
-                    .is_some_and(|t| now - t > IDEMPOTENCY_STALE_SECS) =>
+                _ if item.value["outcome_unknown"] == true
+                    || item.value["started_at"]
+                        .as_i64()
+                        .is_some_and(|t| now - t > IDEMPOTENCY_STALE_SECS) =>
                 {
-                    // Its worker died mid-way: take over.
+                    // Its worker died mid-way, or gave up not knowing whether Zoom created
+                    // the meeting: take over (the caller looks at Zoom first).
                     let value = serde_json::json!({ "state": "in_progress", "started_at": now, "fingerprint": fingerprint });
                     if self
                         .store

@@ -119,9 +119,10 @@ pub fn is_transient(e: &ApiError) -> bool {
 
 /// A failed attempt, and whether Zoom may have created the meeting anyway (timeout, 5xx,
 /// unreadable answer, or a previous attempt whose outcome is still unknown).
-struct Failure {
-    error: ApiError,
-    maybe_created: bool,
+pub(crate) struct Failure {
+    pub(crate) error: ApiError,
+    /// Zoom may have created the meeting although we got no answer saying so.
+    pub(crate) maybe_created: bool,
 }
 
 impl Failure {
@@ -267,7 +268,7 @@ impl Connector {
     }
 
     /// The meeting of this event: found at Zoom (after a dead worker) or created now.
-    async fn obtain_meeting(
+    pub(crate) async fn obtain_meeting(
         &self,
         event: &MeetingEvent,
         key: &str,
@@ -426,7 +427,7 @@ impl Connector {
 
     /// Makes the record immediately takeable by the next delivery, which then looks for the
     /// meeting at Zoom before creating one (Zoom may have created it).
-    async fn leave_for_takeover(
+    pub(crate) async fn leave_for_takeover(
         &self,
         key: &str,
         version: u64,
@@ -457,7 +458,7 @@ impl Connector {
     }
 
     /// Nothing was created: let the next delivery start afresh.
-    async fn release_record(&self, key: &str, version: u64) {
+    pub(crate) async fn release_record(&self, key: &str, version: u64) {
         if let Err(e) = self
             .store
             .delete_item(ItemKind::Idempotency, key, Some(version))
