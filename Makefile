@@ -20,6 +20,14 @@ build:
 package-sizes:
 	scripts/package-sizes.sh
 
+# Benchmarks (release build, ~15 minutes); writes docs/benchmarks.md.
+bench:
+	scripts/bench.sh
+
+# A longer fuzzing run than the bounded one in `make test`.
+fuzz:
+	scripts/fuzz.sh --long
+
 deploy: build
 	sam deploy --guided
 
