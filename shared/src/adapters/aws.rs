@@ -18,6 +18,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_secretsmanager::config::http::HttpResponse;
+use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
 use base64::Engine;
 
 use crate::domain::{ConnectionRecord, ConnectionStatus};
@@ -89,6 +91,23 @@ impl AwsSecretStore {
             client: aws_sdk_secretsmanager::Client::new(sdk),
         }
     }
+
+    /// A new current version of an existing secret.
+    async fn put_version(
+        &self,
+        name: &str,
+        value: &SecretString,
+        token: &str,
+    ) -> Result<(), SdkError<PutSecretValueError, HttpResponse>> {
+        self.client
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(value.expose())
+            .client_request_token(token)
+            .send()
+            .await
+            .map(|_| ())
+    }
 }
 
 /// Secrets Manager wants a 32–64 character `ClientRequestToken`; derive one deterministically.
@@ -126,49 +145,34 @@ impl SecretStore for AwsSecretStore {
         request_token: &str,
     ) -> StoreResult<()> {
         let token = client_request_token(request_token);
-        let result = self
+        let not_found = |e: &SdkError<_, _>| {
+            e.as_service_error()
+                .is_some_and(|s: &PutSecretValueError| s.is_resource_not_found_exception())
+        };
+        match self.put_version(name, value, &token).await {
+            Err(e) if not_found(&e) => {}
+            other => return other.map_err(|e| classify("PutSecretValue", &e)),
+        }
+        let created = self
             .client
-            .put_secret_value()
-            .secret_id(name)
+            .create_secret()
+            .name(name)
             .secret_string(value.expose())
             .client_request_token(&token)
             .send()
             .await;
-        match result {
+        match created {
             Ok(_) => Ok(()),
+            // Lost a race with another creator: write a version on top.
             Err(e)
                 if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    .is_some_and(|s| s.is_resource_exists_exception()) =>
             {
-                let created = self
-                    .client
-                    .create_secret()
-                    .name(name)
-                    .secret_string(value.expose())
-                    .client_request_token(&token)
-                    .send()
-                    .await;
-                match created {
-                    Ok(_) => Ok(()),
-                    // Lost a race with another creator: write a version on top.
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_exists_exception()) =>
-                    {
-                        self.client
-                            .put_secret_value()
-                            .secret_id(name)
-                            .secret_string(value.expose())
-                            .client_request_token(&token)
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| classify("PutSecretValue", &e))
-                    }
-                    Err(e) => Err(classify("CreateSecret", &e)),
-                }
+                self.put_version(name, value, &token)
+                    .await
+                    .map_err(|e| classify("PutSecretValue", &e))
             }
-            Err(e) => Err(classify("PutSecretValue", &e)),
+            Err(e) => Err(classify("CreateSecret", &e)),
         }
     }
 

@@ -197,6 +197,27 @@ fn read_connection(body: String) -> StoreResult<ConnectionRecord> {
     serde_json::from_str(&body).map_err(json_err)
 }
 
+/// Runs a `SELECT body, version FROM connections ...` and reads the records.
+fn query_connections(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<ConnectionRecord>> {
+    let mut stmt = c.prepare(sql).map_err(db_err)?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(db_err)?;
+    rows.map(|r| {
+        let (body, version) = r.map_err(db_err)?;
+        let mut rec = read_connection(body)?;
+        rec.version = version as u64;
+        Ok(rec)
+    })
+    .collect()
+}
+
 #[async_trait]
 impl SecretStore for LocalStore {
     async fn get_secret(&self, name: &str) -> StoreResult<Option<SecretString>> {
@@ -251,20 +272,12 @@ impl ConnectionStore for LocalStore {
     async fn get_connection(&self, id: &str) -> StoreResult<Option<ConnectionRecord>> {
         let id = id.to_owned();
         self.with(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT body, version FROM connections WHERE id = ?1",
-                    [id],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-                )
-                .optional()
-                .map_err(db_err)?;
-            row.map(|(body, version)| {
-                let mut rec = read_connection(body)?;
-                rec.version = version as u64;
-                Ok(rec)
-            })
-            .transpose()
+            let mut found = query_connections(
+                c,
+                "SELECT body, version FROM connections WHERE id = ?1",
+                [id],
+            )?;
+            Ok(found.pop())
         })
         .await
     }
@@ -320,24 +333,12 @@ impl ConnectionStore for LocalStore {
         let after = after_id.unwrap_or("").to_owned();
         let status = status.map(|s| s.as_str().to_owned());
         self.with(move |c| {
-            let mut stmt = c
-                .prepare(
-                    "SELECT body, version FROM connections WHERE id > ?1 AND (?2 IS NULL OR status = ?2)
-                     ORDER BY id LIMIT ?3",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![after, status, limit as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })
-                .map_err(db_err)?;
-            rows.map(|r| {
-                let (body, version) = r.map_err(db_err)?;
-                let mut rec = read_connection(body)?;
-                rec.version = version as u64;
-                Ok(rec)
-            })
-            .collect()
+            query_connections(
+                c,
+                "SELECT body, version FROM connections WHERE id > ?1 AND (?2 IS NULL OR status = ?2)
+                 ORDER BY id LIMIT ?3",
+                params![after, status, limit as i64],
+            )
         })
         .await
     }
@@ -348,24 +349,12 @@ impl ConnectionStore for LocalStore {
         limit: usize,
     ) -> StoreResult<Vec<ConnectionRecord>> {
         self.with(move |c| {
-            let mut stmt = c
-                .prepare(
-                    "SELECT body, version FROM connections WHERE next_refresh_at IS NOT NULL AND next_refresh_at <= ?1
-                     ORDER BY next_refresh_at, id LIMIT ?2",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![due_by, limit as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })
-                .map_err(db_err)?;
-            rows.map(|r| {
-                let (body, version) = r.map_err(db_err)?;
-                let mut rec = read_connection(body)?;
-                rec.version = version as u64;
-                Ok(rec)
-            })
-            .collect()
+            query_connections(
+                c,
+                "SELECT body, version FROM connections WHERE next_refresh_at IS NOT NULL AND next_refresh_at <= ?1
+                 ORDER BY next_refresh_at, id LIMIT ?2",
+                params![due_by, limit as i64],
+            )
         })
         .await
     }
