@@ -233,7 +233,7 @@ async fn proxy_without_path() -> ApiError {
     ApiError::validation("Give the Zoom API path below /proxy/, e.g. /proxy/users/me.")
 }
 
-#[utoipa::path(get, path = "/connections/{id}/proxy/{path}", tag = "zoom", security(("api_key" = [])),
+#[utoipa::path(method(get, post, put, patch, delete), path = "/connections/{id}/proxy/{path}", tag = "zoom", security(("api_key" = [])),
     params(("id" = String, Path), ("path" = String, Path, description = "Path below ZOOM_API_URL; any method")),
     responses((status = 200, description = "Zoom's status, body, Content-Type, Retry-After and X-RateLimit-* headers"), (status = 400, description = "validation_failed: the path climbs out of the API base")))]
 pub async fn proxy(
