@@ -718,3 +718,42 @@ async fn backend_routes_need_the_api_key() {
         assert!(spec["paths"].get(path).is_some(), "openapi lacks {path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconnect_a_byo_connection_without_typing_the_secret_again() {
+    let stack = stack(Backend::Local).await;
+    stack.sim.register_app("byo-re", "byo-re-secret");
+    stack.sim.allow_loopback_redirects("byo-re");
+    let s = stack
+        .create_session(json!({ "auth_type": "byo_app", "client_id": "byo-re", "client_secret": "byo-re-secret" }))
+        .await;
+    let id = stack
+        .run_flow(s["connect_url"].as_str().unwrap(), None)
+        .await
+        .connection_id()
+        .unwrap();
+    // Reconnect: the session names only the connection; its app comes from the connection.
+    let s = stack.create_session(json!({ "connection_id": id })).await;
+    let result = stack
+        .run_flow(s["connect_url"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(
+        result.connection_id().as_deref(),
+        Some(id.as_str()),
+        "{}",
+        result.body
+    );
+    let authorizes: Vec<_> = stack
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/oauth/authorize")
+        .collect();
+    assert_eq!(authorizes.len(), 2);
+    assert!(
+        authorizes[1].query.contains("client_id=byo-re"),
+        "{}",
+        authorizes[1].query
+    );
+    assert_eq!(connection_count(&stack).await, 1);
+}

@@ -77,7 +77,10 @@ impl StoredSession {
     pub fn is_complete(&self) -> bool {
         match self.auth_type {
             Some(AuthType::PlatformApp) => true,
-            Some(AuthType::ByoApp) => self.client_id.is_some() && self.has_client_secret,
+            // A BYO reconnect uses the credentials stored with the connection.
+            Some(AuthType::ByoApp) => {
+                self.client_id.is_some() && (self.has_client_secret || self.connection_id.is_some())
+            }
             None => false,
         }
     }
@@ -171,6 +174,7 @@ impl Connector {
         req: CreateSessionRequest,
     ) -> Result<CreateSessionResponse, ApiError> {
         let mut auth_type = req.auth_type;
+        let mut reconnect_client_id = None;
         if let Some(id) = &req.client_id {
             check_len("client_id", id)?;
         }
@@ -206,9 +210,13 @@ impl Connector {
                 .get_connection(id)
                 .await?
                 .ok_or_else(|| ApiError::connection_not_found(id))?;
-            // Reconnecting keeps the connection's app unless the caller says otherwise.
+            // Reconnecting keeps the connection's app unless the caller says otherwise; a BYO
+            // app's credentials are already stored with the connection.
             if auth_type.is_none() {
                 auth_type = Some(existing.auth_type);
+            }
+            if auth_type == Some(AuthType::ByoApp) && req.client_id.is_none() {
+                reconnect_client_id = Some(existing.client_id);
             }
         }
         if let Some(user) = &req.end_user {
@@ -229,7 +237,7 @@ impl Connector {
         }
         let session = StoredSession {
             auth_type,
-            client_id: req.client_id,
+            client_id: req.client_id.or(reconnect_client_id),
             has_client_secret: req.client_secret.is_some(),
             connection_id: req.connection_id,
             return_url: req.return_url,
@@ -369,11 +377,16 @@ impl Connector {
                         (id, Some(name))
                     }
                     (None, Some(id)) if session.has_client_secret => (id, Some(session_secret)),
-                    // Reconnect of a BYO connection: its own secret holds the app credentials.
+                    // Reconnect of a BYO connection: the record names its app; the callback
+                    // reads the app's secret from the connection's own secret.
                     (None, _) if session.connection_id.is_some() => {
                         let id = session.connection_id.as_deref().unwrap_or_default();
-                        let creds = self.connection_client(id).await?;
-                        (creds.client_id, None)
+                        let record = self
+                            .store
+                            .get_connection(id)
+                            .await?
+                            .ok_or_else(|| ApiError::connection_not_found(id))?;
+                        (record.client_id, None)
                     }
                     _ => {
                         return Err(ConnectError::Form {
