@@ -328,45 +328,57 @@ impl Connector {
         }
 
         let name = connection_secret_name(&self.config.aws.secrets_prefix, &owner);
-        self.secrets
-            .put_secret(
-                &name,
-                &serde_secret(&secret)?,
-                &sha256_hex(secret.refresh_token.expose()),
-            )
-            .await?;
-        self.tokens.forget(&owner);
+        let written: Result<(), ApiError> = async {
+            self.secrets
+                .put_secret(
+                    &name,
+                    &serde_secret(&secret)?,
+                    &sha256_hex(secret.refresh_token.expose()),
+                )
+                .await?;
+            self.tokens.forget(&owner);
 
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let current = self.store.get_connection(&owner).await?;
-            let record = ConnectionRecord {
-                id: owner.clone(),
-                status: ConnectionStatus::Active,
-                auth_type: secret.auth_type,
-                client_id: secret.client_id.clone(),
-                zoom: zoom.clone(),
-                scopes: secret.scopes.clone(),
-                access_token_expires_at: Some(secret.expires_at),
-                last_refreshed_at: Some(now),
-                last_error: None,
-                created_at: current.as_ref().map_or(now, |c| c.created_at),
-                updated_at: now,
-                consecutive_failures: 0,
-                next_refresh_at: Some(self.next_refresh_at(now, secret.expires_at)),
-                version: 0,
-            };
-            if self
-                .store
-                .put_connection(&record, current.as_ref().map(|c| c.version))
-                .await?
-            {
-                break;
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let current = self.store.get_connection(&owner).await?;
+                let record = ConnectionRecord {
+                    id: owner.clone(),
+                    status: ConnectionStatus::Active,
+                    auth_type: secret.auth_type,
+                    client_id: secret.client_id.clone(),
+                    zoom: zoom.clone(),
+                    scopes: secret.scopes.clone(),
+                    access_token_expires_at: Some(secret.expires_at),
+                    last_refreshed_at: Some(now),
+                    last_error: None,
+                    created_at: current.as_ref().map_or(now, |c| c.created_at),
+                    updated_at: now,
+                    consecutive_failures: 0,
+                    next_refresh_at: Some(self.next_refresh_at(now, secret.expires_at)),
+                    version: 0,
+                };
+                if self
+                    .store
+                    .put_connection(&record, current.as_ref().map(|c| c.version))
+                    .await?
+                {
+                    break;
+                }
+                if attempts >= 5 {
+                    return Err(ApiError::internal("the connection record kept changing"));
+                }
             }
-            if attempts >= 5 {
-                return Err(ApiError::internal("the connection record kept changing"));
+            Ok(())
+        }
+        .await;
+        if let Err(e) = written {
+            // Nothing stays behind for a connection that did not exist before.
+            if !existing {
+                let _ = self.secrets.delete_secret(&name).await;
+                let _ = self.store.delete_item(ItemKind::Identity, &key, None).await;
             }
+            return Err(e);
         }
 
         self.publish(
