@@ -21,3 +21,11 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
+
+# cargo-deny for the supply-chain checks (licenses, bans, sources, advisories), pinned; a
+# build from crates.io takes a few minutes, once per machine.
+deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+  echo "== installing cargo-deny $deny_version (a few minutes, once)"
+  cargo install --quiet --locked cargo-deny --version "$deny_version"
+fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite (`make test`): installs what it needs, then formatting, the Rust tests
-# (unit, adapters against moto, end to end against the simulator, the browser test), and the
-# SAM template checks.
+# (unit, adapters against moto, end to end against the simulator, the browser test), the SAM
+# template checks, a bounded fuzzing run against the local stack, and the supply-chain checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +20,26 @@ cargo test --workspace --no-fail-fast
 echo "== template: cfn-lint and checks"
 .venv/bin/cfn-lint template.yaml
 .venv/bin/pytest -q tests/template
+
+echo "== fuzz: schemathesis against the local stack (bounded)"
+scripts/fuzz.sh --quick
+
+echo "== cargo deny: licenses, bans, sources"
+cargo deny --offline --locked --log-level warn check --hide-inclusion-graph --show-stats licenses bans sources
+
+echo "== cargo deny: advisories"
+# The RustSec database comes from GitHub, which not every machine reaches: findings fail the
+# run, an unreachable database only says so (a cached copy is used when there is one).
+if advisories=$(cargo deny --locked --log-level error check advisories 2>&1); then
+  echo "advisories ok"
+elif grep -q "failed to fetch advisory database" <<<"$advisories"; then
+  if compgen -G "$HOME/.cargo/advisory-dbs/*/.git" >/dev/null; then
+    echo "advisories: the RustSec database is unreachable; checking against the cached copy"
+    cargo deny --offline --locked --log-level error check advisories
+  else
+    echo "advisories: SKIPPED: the RustSec advisory database is unreachable from this machine and not cached; run \`cargo deny check advisories\` where it can be fetched"
+  fi
+else
+  echo "$advisories"
+  exit 1
+fi

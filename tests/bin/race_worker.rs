@@ -6,25 +6,52 @@
 //! Usage: `race_worker <connection_id> <requests> <start_at_unix_millis>` with the connector's
 //! configuration in the environment, plus `RACE_BACKEND=local` and `RACE_DATA_DIR` for the
 //! embedded store, or `RACE_BACKEND=aws` and the standard AWS variables (moto).
+//!
+//! Two more modes serve the crash tests (tests/e2e/faults.rs), which kill the process with
+//! SIGKILL in the middle of its work:
+//! - `race_worker refresh <connection_id>`: one forced refresh; prints `{ "ok", "error"? }`.
+//! - `race_worker event <message_body>`: one meeting event; prints `{ "outcome" }`.
+//!
+//! With `RACE_HANG_AT=token_write` the worker stops for good just before storing a
+//! connection's new tokens (Zoom has already rotated them); with
+//! `RACE_HANG_AT=meeting_published` just before publishing `Zoom Meeting Created` (Zoom has
+//! created the meeting, the idempotency record is not yet done). It prints
+//! `hang: <point>` first, so the test knows when to kill it.
 
+use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use zoom_connector::adapters::local::LocalStore;
 use zoom_connector::config::Config;
-use zoom_connector::services::Connector;
+use zoom_connector::ports::{EventBus, SecretStore, StoreResult};
+use zoom_connector::secret::SecretString;
 use zoom_connector::services::actions::ZoomCall;
+use zoom_connector::services::tokens::TokenNeed;
+use zoom_connector::services::{Connector, events};
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, id, requests, start_at] = args.as_slice() else {
-        eprintln!("usage: race_worker <connection_id> <requests> <start_at_unix_millis>");
-        std::process::exit(2);
-    };
-    let requests: usize = requests.parse().expect("a request count");
-    let start_at: u64 = start_at.parse().expect("a start time in unix millis");
+    match args.as_slice() {
+        [_, mode, id] if mode == "refresh" => forced_refresh(id).await,
+        [_, mode, body] if mode == "event" => meeting_event(body).await,
+        [_, id, requests, start_at] => race(id, requests, start_at).await,
+        _ => {
+            eprintln!(
+                "usage: race_worker <connection_id> <requests> <start_at_unix_millis>\n       \
+                 race_worker refresh <connection_id>\n       race_worker event <message_body>"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The connector of this process, on the backend the environment names.
+async fn connector() -> Connector {
     let config = Config::from_env().expect("connector configuration");
-    let connector = match std::env::var("RACE_BACKEND").as_deref() {
+    let mut connector = match std::env::var("RACE_BACKEND").as_deref() {
         Ok("aws") => Connector::aws(config).await,
         _ => {
             let dir = std::env::var("RACE_DATA_DIR").expect("RACE_DATA_DIR");
@@ -32,6 +59,79 @@ async fn main() {
             Connector::local(config, store)
         }
     };
+    match std::env::var("RACE_HANG_AT").as_deref() {
+        Ok("token_write") => {
+            connector.secrets = Arc::new(HangBeforeTokenWrite(connector.secrets.clone()));
+        }
+        Ok("meeting_published") => {
+            connector.bus = Arc::new(HangBeforeMeetingPublished(connector.bus.clone()));
+        }
+        _ => {}
+    }
+    connector
+}
+
+/// Tells the test where the worker stopped, then never returns.
+async fn hang(point: &str) {
+    println!("hang: {point}");
+    std::io::stdout().flush().ok();
+    std::future::pending::<()>().await;
+}
+
+/// Stops before a connection's tokens are written (other secrets pass).
+struct HangBeforeTokenWrite(Arc<dyn SecretStore>);
+
+#[async_trait]
+impl SecretStore for HangBeforeTokenWrite {
+    async fn get_secret(&self, name: &str) -> StoreResult<Option<SecretString>> {
+        self.0.get_secret(name).await
+    }
+    async fn put_secret(&self, name: &str, value: &SecretString, token: &str) -> StoreResult<()> {
+        if name.contains("/connections/") {
+            hang("token_write").await;
+        }
+        self.0.put_secret(name, value, token).await
+    }
+    async fn delete_secret(&self, name: &str) -> StoreResult<()> {
+        self.0.delete_secret(name).await
+    }
+}
+
+/// Stops before `Zoom Meeting Created` is published (other events pass).
+struct HangBeforeMeetingPublished(Arc<dyn EventBus>);
+
+#[async_trait]
+impl EventBus for HangBeforeMeetingPublished {
+    async fn publish(&self, detail_type: &str, detail: &serde_json::Value) -> StoreResult<()> {
+        if detail_type == events::MEETING_CREATED {
+            hang("meeting_published").await;
+        }
+        self.0.publish(detail_type, detail).await
+    }
+}
+
+async fn forced_refresh(id: &str) {
+    let connector = connector().await;
+    let outcome = connector.obtain_token(id, TokenNeed::Always).await;
+    match outcome {
+        Ok(_) => println!("{}", serde_json::json!({ "ok": true })),
+        Err(e) => println!("{}", serde_json::json!({ "ok": false, "error": e.code })),
+    }
+}
+
+async fn meeting_event(body: &str) {
+    let connector = connector().await;
+    let outcome = connector.process_meeting_event(body).await;
+    println!(
+        "{}",
+        serde_json::json!({ "outcome": format!("{outcome:?}") })
+    );
+}
+
+async fn race(id: &str, requests: &str, start_at: &str) {
+    let requests: usize = requests.parse().expect("a request count");
+    let start_at: u64 = start_at.parse().expect("a start time in unix millis");
+    let connector = connector().await;
 
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -41,7 +141,7 @@ async fn main() {
 
     let calls = (0..requests).map(|_| {
         let connector = connector.clone();
-        let id = id.clone();
+        let id = id.to_owned();
         tokio::spawn(async move {
             match connector.call_zoom(&id, &ZoomCall::get("/users/me")).await {
                 Ok(r) if r.status == 200 => Ok(()),

@@ -4,6 +4,8 @@ mod actions;
 mod browser;
 mod connect;
 mod events;
+mod faults;
+mod hostile;
 mod refresh;
 mod secrets;
 mod stores;

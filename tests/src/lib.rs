@@ -2,5 +2,6 @@
 //! process per test binary, never skipped), the Zoom simulator, and a running connector on a
 //! loopback port with either store backend.
 
+pub mod faultproxy;
 pub mod moto;
 pub mod stack;

@@ -30,6 +30,9 @@ pub struct StackOptions {
     pub backend: Backend,
     /// Extra configuration variables (e.g. `CONNECTOR_UI_ORIGINS`, `REFRESH_TPS`).
     pub env: Vec<(&'static str, String)>,
+    /// On `Backend::Aws`: the SDK configuration the stack's connector uses instead of moto's
+    /// (e.g. one through `faultproxy::FaultProxy`). Resources are still created on moto.
+    pub aws_sdk: Option<aws_config::SdkConfig>,
 }
 
 impl StackOptions {
@@ -37,7 +40,14 @@ impl StackOptions {
         Self {
             backend,
             env: Vec::new(),
+            aws_sdk: None,
         }
+    }
+
+    /// See [`StackOptions::aws_sdk`].
+    pub fn with_aws_sdk(mut self, sdk: aws_config::SdkConfig) -> Self {
+        self.aws_sdk = Some(sdk);
+        self
     }
 
     pub fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -202,7 +212,7 @@ impl TestStack {
                 create_table(&sdk, &table).await;
                 let capture_queue_url = create_bus_with_capture(&sdk, &bus).await;
                 Some(AwsResources {
-                    sdk,
+                    sdk: options.aws_sdk.clone().unwrap_or(sdk),
                     table,
                     bus,
                     prefix: unique("zc"),

@@ -670,11 +670,22 @@ def test_secrets(template):
     assert "webhook_secret_token" in generated["SecretStringTemplate"]
 
 
-def test_refresh_failed_metric_filter(template):
-    (mf,) = resources_of_type(template, "AWS::Logs::MetricFilter").values()
-    assert mf["Properties"]["FilterPattern"] == '{ $.fields.event = "refresh_failed" }'
+def test_refresh_metric_filters(template):
+    filters = resources_of_type(template, "AWS::Logs::MetricFilter")
+    by_pattern = {}
+    for mf in filters.values():
+        by_pattern.setdefault(mf["Properties"]["FilterPattern"], []).append(mf["Properties"]["LogGroupName"])
     _, refresh = function_by_binary(template)["refresh"]
-    assert mf["Properties"]["LogGroupName"] == refresh["Properties"]["LoggingConfig"]["LogGroup"]
+    refresh_group = refresh["Properties"]["LoggingConfig"]["LogGroup"]
+    assert by_pattern['{ $.fields.event = "refresh_failed" }'] == [refresh_group]
+    # New tokens held only in memory must alarm wherever a refresh can happen.
+    write_failed = by_pattern['{ $.fields.event = "refresh_write_failed" }']
+    for binary in ("refresh", "actions", "meeting-events"):
+        _, fn = function_by_binary(template)[binary]
+        assert fn["Properties"]["LoggingConfig"]["LogGroup"] in write_failed, binary
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+    metrics = {a["Properties"].get("MetricName") for a in alarms}
+    assert {"RefreshFailed", "RefreshWriteFailed", "5xx"} <= metrics
 
 
 def test_outputs(template):

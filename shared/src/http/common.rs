@@ -13,15 +13,52 @@ use crate::services::Connector;
 
 /// Request bodies above this are refused with 413 `payload_too_large`.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Header fields (names and values) above this in total are refused with 431
+/// `headers_too_large`. On AWS, API Gateway refuses request heads above 10,240 bytes before
+/// they get here; locally hyper alone would accept about 400 KB.
+pub const HEADERS_LIMIT: usize = 32 * 1024;
+/// Request targets (path and query) longer than this are refused with 414 `uri_too_long`.
+pub const URI_LIMIT: usize = 16 * 1024;
 
 /// Adds the shared layers and the state.
 pub fn finish(routes: Router<Connector>, connector: Connector) -> Router {
     routes
         .fallback(not_found)
         .layer(axum::middleware::map_response(problem_for_framework_errors))
+        .layer(axum::middleware::from_fn(limit_request_head))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(connector)
+}
+
+/// Refuses oversized request heads before any handler (or the API-key lookup) runs.
+async fn limit_request_head(request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > URI_LIMIT {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("The request path and query are longer than {URI_LIMIT} bytes."),
+        )
+        .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > HEADERS_LIMIT {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("The request headers are larger than {HEADERS_LIMIT} bytes in total."),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> ApiError {
@@ -38,7 +75,20 @@ async fn problem_for_framework_errors(response: Response) -> Response {
     if is_problem || response.status().is_success() || response.status().is_redirection() {
         return response;
     }
+    let plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
     match response.status() {
+        // The extractors' own rejections (a query string or path that does not parse).
+        StatusCode::BAD_REQUEST if plain_text => {
+            let text = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            ApiError::validation(format!("The request could not be read: {text}")).into_response()
+        }
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(BODY_LIMIT).into_response(),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -168,6 +218,170 @@ mod tests {
                 h.append(header::COOKIE, v);
             }
             let _ = cookie_value(&h, &name);
+        }
+
+        /// Header values need not be UTF-8 (obs-text): such a `Cookie` header is skipped,
+        /// never a panic, and the other `Cookie` headers still count.
+        #[test]
+        fn cookie_parser_skips_non_utf8_headers(
+            raw in proptest::collection::vec(any::<u8>(), 0..200),
+            value in "[A-Za-z0-9_-]{1,40}",
+        ) {
+            let mut h = axum::http::HeaderMap::new();
+            if let Ok(v) = axum::http::HeaderValue::from_bytes(&raw) {
+                h.append(header::COOKIE, v);
+            }
+            h.append(header::COOKIE, format!("zc_bind_x={value}").parse().unwrap());
+            let found = cookie_value(&h, "zc_bind_x");
+            // A garbage header that happens to carry the same name may come first; otherwise
+            // the real one is found.
+            if !String::from_utf8_lossy(&raw).contains("zc_bind_x") {
+                prop_assert_eq!(found, Some(value));
+            }
+        }
+
+        /// A cookie is found by its exact name among arbitrary other cookies, and its value
+        /// never carries a separator of the header.
+        #[test]
+        fn cookie_found_among_noise(
+            others in proptest::collection::vec(("[a-y]{1,8}", "[!#-+--:<-~]{0,20}"), 0..8),
+            value in "[!#-+--:<-~]{0,40}",
+            at in 0usize..8,
+        ) {
+            let mut pairs: Vec<String> = others.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            pairs.insert(at.min(pairs.len()), format!("zc_bind_z={value}"));
+            let mut h = axum::http::HeaderMap::new();
+            h.append(header::COOKIE, pairs.join("; ").parse().unwrap());
+            let found = cookie_value(&h, "zc_bind_z").expect("the cookie");
+            prop_assert_eq!(&found, value.trim().trim_matches('"'));
+            prop_assert!(!found.contains(';'));
+            prop_assert_eq!(cookie_value(&h, "zc_bind"), None);
+        }
+    }
+
+    // ---- request limits and framework rejections, through `finish` ----
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    fn router() -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            crate::config::Config::from_lookup(|_| None, Some("http://127.0.0.1:3000")).unwrap();
+        let store = crate::adapters::local::LocalStore::open(dir.path()).unwrap();
+        let connector = Connector::local(config, store);
+        #[derive(serde::Deserialize)]
+        struct Q {
+            #[allow(dead_code)]
+            n: Option<u32>,
+        }
+        let routes = Router::new()
+            .route(
+                "/q",
+                get(|axum::extract::Query(_): axum::extract::Query<Q>| async { "ok" }),
+            )
+            .route(
+                "/p/{n}",
+                get(|axum::extract::Path(_): axum::extract::Path<u32>| async { "ok" }),
+            )
+            .merge(description_routes());
+        (finish(routes, connector), dir)
+    }
+
+    async fn call(
+        router: &Router,
+        request: axum::http::Request<Body>,
+    ) -> (StatusCode, String, serde_json::Value) {
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            content_type,
+            serde_json::from_slice(&body).unwrap_or_default(),
+        )
+    }
+
+    fn get_with_header(uri: &str, size: usize) -> axum::http::Request<Body> {
+        axum::http::Request::get(uri)
+            .header("x-big", "a".repeat(size))
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn oversized_request_heads_are_refused_with_problems() {
+        let (router, _dir) = router();
+        let (status, _, _) = call(&router, get_with_header("/healthz", 16 * 1024)).await;
+        assert_eq!(status, StatusCode::OK, "a large cookie still fits");
+        let (status, content_type, body) =
+            call(&router, get_with_header("/healthz", 100 * 1024)).await;
+        assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(body["code"], "headers_too_large");
+        // Also on a route that does not exist (the fallback).
+        let (status, _, body) = call(&router, get_with_header("/nowhere", 100 * 1024)).await;
+        assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(body["code"], "headers_too_large");
+
+        let long = format!("/healthz?x={}", "a".repeat(URI_LIMIT));
+        let request = axum::http::Request::get(long).body(Body::empty()).unwrap();
+        let (status, content_type, body) = call(&router, request).await;
+        assert_eq!(status, StatusCode::URI_TOO_LONG);
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(body["code"], "uri_too_long");
+    }
+
+    #[tokio::test]
+    async fn extractor_rejections_are_problems() {
+        let (router, _dir) = router();
+        for uri in [
+            "/q?n=abc",
+            "/q?n=1&n=2",
+            "/q?n=99999999999",
+            "/p/abc",
+            "/p/%ff",
+        ] {
+            let request = axum::http::Request::get(uri).body(Body::empty()).unwrap();
+            let (status, content_type, body) = call(&router, request).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert_eq!(content_type, "application/problem+json", "{uri}");
+            assert_eq!(body["code"], "validation_failed", "{uri}");
+        }
+        let request = axum::http::Request::get("/q?n=7")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&router, request).await.0, StatusCode::OK);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever the header sizes, the answer is 200 below the limit and 431 above it.
+        #[test]
+        fn header_limit_holds_for_any_split(sizes in proptest::collection::vec(1usize..12_000, 1..8)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (router, _dir) = router();
+            let mut request = axum::http::Request::get("/healthz");
+            let mut total = 0;
+            for (n, size) in sizes.iter().enumerate() {
+                let name = format!("x-h{n}");
+                total += name.len() + size;
+                request = request.header(name, "b".repeat(*size));
+            }
+            let (status, _, _) = rt.block_on(call(&router, request.body(Body::empty()).unwrap()));
+            if total > HEADERS_LIMIT {
+                prop_assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+            } else {
+                prop_assert_eq!(status, StatusCode::OK);
+            }
         }
     }
 }

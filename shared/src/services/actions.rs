@@ -732,7 +732,15 @@ pub fn meeting_path_segment(id: &str) -> Result<String, ApiError> {
         }
         id = percent_decode(&id).ok_or_else(invalid)?;
     }
-    if id.is_empty() || id.len() > 200 || id.contains('%') || id.chars().any(char::is_control) {
+    // Dot segments are in no id (UUIDs are base64), and toward Zoom they would reach another
+    // endpoint: URLs resolve `/meetings/..` to `/`, and Zoom decodes `%2F` once before
+    // routing, so `../users/me` must not pass either.
+    if id.is_empty()
+        || id.split('/').any(|s| s == "." || s == "..")
+        || id.len() > 200
+        || id.contains('%')
+        || id.chars().any(char::is_control)
+    {
         return Err(invalid());
     }
     let once = urlencoding_component(&id);
@@ -986,6 +994,22 @@ fn parse_day(field: &str, value: &str) -> Result<time::Date, ApiError> {
     })
 }
 
+/// `from` when only `to` is given: 30 days before (saturating at the calendar's start, so an
+/// extreme `to` from a caller cannot overflow).
+fn default_recordings_from(to: time::Date) -> time::Date {
+    to.checked_sub(time::Duration::days(30))
+        .unwrap_or(time::Date::MIN)
+}
+
+/// The last day of the one-month window starting at `start`, within `to` (saturating at the
+/// calendar's end: a caller's `from`/`to` near year 9999 must not overflow).
+fn recordings_window_end(start: time::Date, to: time::Date) -> time::Date {
+    start
+        .checked_add(time::Duration::days(WINDOW_DAYS - 1))
+        .unwrap_or(time::Date::MAX)
+        .min(to)
+}
+
 fn format_day(d: time::Date) -> String {
     d.format(day_format()).unwrap_or_default()
 }
@@ -1038,7 +1062,7 @@ impl Connector {
                 };
                 let from = match &query.from {
                     Some(f) => parse_day("from", f)?,
-                    None => to - time::Duration::days(30),
+                    None => default_recordings_from(to),
                 };
                 if from > to {
                     return Err(ApiError::validation("`from` must not be after `to`.")
@@ -1061,7 +1085,7 @@ impl Connector {
         let to = parse_day("to", &cursor.to)?;
         for _ in 0..MAX_WINDOWS_PER_CALL {
             let window_start = parse_day("cursor", &cursor.window)?;
-            let window_end = (window_start + time::Duration::days(WINDOW_DAYS - 1)).min(to);
+            let window_end = recordings_window_end(window_start, to);
             let query = {
                 let mut q = url::form_urlencoded::Serializer::new(String::new());
                 q.append_pair("from", &format_day(window_start))
@@ -1224,6 +1248,181 @@ mod proxy_tests {
         #[test]
         fn recordings_cursor_decoder_never_panics(raw in "[ -~]{0,80}") {
             let _ = decode_recordings_cursor(&raw);
+        }
+    }
+}
+
+#[cfg(test)]
+mod hostile_input_tests {
+    //! Arbitrary caller input and arbitrary Zoom answers: never a panic, never a 5xx of ours
+    //! for the caller's mistakes.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Any date, with the calendar's two ends (where arithmetic overflows) well represented.
+    fn any_date() -> impl Strategy<Value = time::Date> {
+        let (min, max) = (
+            time::Date::MIN.to_julian_day(),
+            time::Date::MAX.to_julian_day(),
+        );
+        prop_oneof![min..=max, min..=min + 60, max - 60..=max]
+            .prop_map(|d| time::Date::from_julian_day(d).unwrap())
+    }
+
+    /// JSON of any shape, a few levels deep, with Zoom's meeting field names mixed in.
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::from),
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z?"
+                .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("topic".to_owned()),
+                        Just("type".to_owned()),
+                        Just("start_time".to_owned()),
+                        Just("duration".to_owned()),
+                        Just("timezone".to_owned()),
+                        Just("password".to_owned()),
+                        Just("settings".to_owned()),
+                        Just("recurrence".to_owned()),
+                        Just("stream_url".to_owned()),
+                        "[a-z_]{1,10}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The recordings walk's date arithmetic saturates at the calendar's ends (a caller's
+        /// `to=9999-12-31` once overflowed and panicked).
+        #[test]
+        fn recordings_windows_never_overflow(start in any_date(), to in any_date()) {
+            let end = recordings_window_end(start, to);
+            prop_assert!(end <= to);
+            if start <= to {
+                prop_assert!(end >= start);
+            }
+            let from = default_recordings_from(to);
+            prop_assert!(from <= to);
+        }
+
+        /// Dates as callers type them, through the same parsing as the route.
+        #[test]
+        fn recordings_dates_from_callers_never_overflow(
+            from in prop_oneof!["-?[0-9]{4}-[0-9]{2}-[0-9]{2}", "(9999-12|-9999-01)-[0-3][0-9]"],
+            to in prop_oneof!["-?[0-9]{4}-[0-9]{2}-[0-9]{2}", "(9999-12|-9999-01)-[0-3][0-9]"],
+        ) {
+            if let (Ok(from), Ok(to)) = (parse_day("from", &from), parse_day("to", &to)) {
+                let _ = recordings_window_end(from, to);
+                let _ = default_recordings_from(to);
+                let _ = format_day(from);
+            }
+        }
+
+        #[test]
+        fn recordings_cursor_decoder_never_panics_on_any_input(raw in any::<String>()) {
+            let _ = decode_recordings_cursor(&raw);
+        }
+
+        /// Cursors are caller input too: any JSON, base64-encoded as ours are.
+        #[test]
+        fn forged_cursors_are_refused_or_consistent(value in any_json()) {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+            if let Ok(c) = decode_recordings_cursor(&raw) {
+                let from = parse_day("from", &c.from).unwrap();
+                let window = parse_day("window", &c.window).unwrap();
+                let to = parse_day("to", &c.to).unwrap();
+                prop_assert!(from <= window && window <= to);
+            }
+        }
+
+        /// Meeting ids become one path segment toward Zoom: never a `/`, never a climb.
+        #[test]
+        fn meeting_path_segments_stay_one_segment(id in prop_oneof![any::<String>(), "[0-9A-Za-z/+=%.]{1,40}", "(\\.{1,2}|%2[eE]|/|[a-z]){1,8}"]) {
+            match meeting_path_segment(&id) {
+                Ok(segment) => {
+                    prop_assert!(!segment.is_empty());
+                    prop_assert!(!segment.contains('/'), "{:?} -> {}", id, segment);
+                    // Zoom decodes once before routing: no dot segment then either.
+                    let at_zoom = percent_decode(&segment).unwrap();
+                    prop_assert!(
+                        at_zoom.split('/').all(|s| s != "." && s != ".."),
+                        "{:?} -> {}", id, segment
+                    );
+                    prop_assert!(segment.chars().all(|c| c.is_ascii_alphanumeric() || "%-_.*".contains(c)), "{}", segment);
+                }
+                Err(e) => prop_assert_eq!(e.code, "validation_failed"),
+            }
+        }
+
+        /// Any body a caller sends is validated into Ok or a 400, never a panic.
+        #[test]
+        fn meeting_and_livestream_validation_never_panics(body in any_json()) {
+            for create in [true, false] {
+                if let Err(e) = validate_meeting(&body, create) {
+                    prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                }
+            }
+            if let Err(e) = validate_livestream(&body) {
+                prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            }
+        }
+
+        /// Whatever Zoom answers with an error status, the mapping keeps a stable code and
+        /// answers a 4xx or a 502, never a 500 of ours.
+        #[test]
+        fn zoom_errors_map_to_client_errors_or_502(
+            status in 400u16..600,
+            body in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..200),
+                any_json().prop_map(|v| v.to_string().into_bytes()),
+                (any::<i64>(), any::<String>()).prop_map(|(code, message)| {
+                    serde_json::json!({ "code": code, "message": message }).to_string().into_bytes()
+                }),
+            ],
+            retry_after in proptest::option::of(prop_oneof![any::<String>(), any::<u64>().prop_map(|n| n.to_string())]),
+            limit_type in proptest::option::of(prop_oneof![Just("Daily-limit".to_owned()), any::<String>()]),
+        ) {
+            let mut headers = Vec::new();
+            if let Some(v) = retry_after {
+                headers.push(("retry-after".to_owned(), v));
+            }
+            if let Some(v) = limit_type {
+                headers.push(("x-ratelimit-type".to_owned(), v));
+            }
+            let response = ZoomResponse { status, headers, body: Bytes::from(body) };
+            let e = map_zoom_error(&response, time::OffsetDateTime::now_utc());
+            prop_assert!(
+                e.status.is_client_error() || e.status == StatusCode::BAD_GATEWAY,
+                "{} -> {}", status, e.status
+            );
+            prop_assert!(!e.code.is_empty());
+            prop_assert_eq!(e.zoom.as_ref().map(|z| z.status), Some(status));
+            if status == 429 {
+                prop_assert!(e.retry_after_secs.is_some());
+            }
+        }
+
+        #[test]
+        fn retry_after_never_panics(value in any::<String>()) {
+            let _ = retry_after_secs(Some(&value), time::OffsetDateTime::now_utc());
         }
     }
 }

@@ -446,3 +446,231 @@ impl Connector {
         self.client_for(&secret).await
     }
 }
+
+#[cfg(test)]
+mod hostile_input_tests {
+    //! Arbitrary session tokens, OAuth states, codes, cookies and return URLs: never a panic,
+    //! never accepted unless they are the real thing.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::adapters::local::LocalStore;
+    use crate::config::Config;
+    use crate::services::callback::{CallbackErrorCode, CallbackParams};
+
+    const UI: &str = "https://ui.example.test";
+
+    struct Fixture {
+        connector: Connector,
+        rt: tokio::runtime::Runtime,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let env = |k: &str| match k {
+            "CONNECTOR_PUBLIC_URL" => Some("https://connector.example.test".to_owned()),
+            "CONNECTOR_UI_ORIGINS" => Some(UI.to_owned()),
+            // Never reached: nothing here may get as far as Zoom.
+            "ZOOM_OAUTH_URL" => Some("http://127.0.0.1:9".to_owned()),
+            _ => None,
+        };
+        let config = Config::from_lookup(env, None).unwrap();
+        let connector = Connector::local(config, LocalStore::open(dir.path()).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Fixture {
+            connector,
+            rt,
+            _dir: dir,
+        }
+    }
+
+    /// Strings a hostile caller would try, plus arbitrary ones.
+    fn hostile_string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9_-]{40,50}",
+            "[ -~]{0,300}",
+            Just(String::new()),
+            Just("x".repeat(10_000)),
+            Just("%00%0d%0aSet-Cookie: a=b".to_owned()),
+            Just("../../../etc/passwd".to_owned()),
+            Just("' OR '1'='1".to_owned()),
+        ]
+    }
+
+    #[test]
+    fn arbitrary_session_tokens_are_never_accepted() {
+        let f = fixture();
+        // A real session exists; no other token may reach it.
+        let real =
+            f.rt.block_on(f.connector.create_session(CreateSessionRequest {
+                auth_type: Some(AuthType::PlatformApp),
+                ..Default::default()
+            }))
+            .unwrap();
+        proptest!(ProptestConfig::with_cases(128), |(token in hostile_string())| {
+            prop_assume!(token != real.session_token);
+            f.rt.block_on(async {
+                assert!(f.connector.session(&token).await.unwrap().is_none());
+                let form = ConnectForm {
+                    session: token.clone(),
+                    auth_type: Some("platform_app".into()),
+                    client_id: None,
+                    client_secret: None,
+                };
+                assert!(matches!(
+                    f.connector.start_authorization(&token, Some(form)).await,
+                    Err(ConnectError::SessionInvalid)
+                ));
+            });
+        });
+        // The barrage did not consume the real session.
+        assert!(
+            f.rt.block_on(f.connector.session(&real.session_token))
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn arbitrary_callbacks_are_state_invalid_and_store_nothing() {
+        let f = fixture();
+        // A real state exists (its flow started); forged callbacks must not complete it.
+        let real =
+            f.rt.block_on(f.connector.create_session(CreateSessionRequest {
+                auth_type: Some(AuthType::PlatformApp),
+                ..Default::default()
+            }))
+            .unwrap();
+        let platform = serde_json::json!({ "client_id": "c", "client_secret": "s" });
+        f.rt.block_on(f.connector.secrets.put_secret(
+            &f.connector.config.aws.platform_app_secret_id,
+            &SecretString::new(platform.to_string()),
+            "seed",
+        ))
+        .unwrap();
+        let start =
+            f.rt.block_on(f.connector.start_authorization(&real.session_token, None))
+                .unwrap();
+        proptest!(ProptestConfig::with_cases(128), |(
+            state in proptest::option::of(hostile_string()),
+            code in proptest::option::of(hostile_string()),
+            error in proptest::option::of(prop_oneof![Just("access_denied".to_owned()), hostile_string()]),
+            cookie in proptest::option::of(hostile_string()),
+        )| {
+            let params = CallbackParams { code, state, error, error_description: None };
+            let outcome = f.rt.block_on(f.connector.complete_authorization(params, |_| cookie.clone()));
+            prop_assert_eq!(outcome.result.err(), Some(CallbackErrorCode::StateInvalid));
+            prop_assert!(outcome.return_url.is_none());
+        });
+        let listed =
+            f.rt.block_on(f.connector.store.list_connections(None, None, 10))
+                .unwrap();
+        assert!(listed.is_empty(), "nothing stored");
+        // The real state survived: it still carries its binding.
+        let state_of = url::Url::parse(&start.authorize_url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let item =
+            f.rt.block_on(f.connector.store.get_item(
+                ItemKind::OAuthState,
+                &sha256_hex(&state_of),
+                f.connector.now_unix(),
+            ))
+            .unwrap();
+        assert!(
+            item.is_some(),
+            "forged callbacks did not burn the real state"
+        );
+    }
+
+    fn url_like() -> impl Strategy<Value = String> {
+        let scheme = prop_oneof![
+            Just("https:"),
+            Just("http:"),
+            Just("HTTPS:"),
+            Just("javascript:"),
+            Just("data:"),
+            Just(""),
+        ];
+        let slashes = prop_oneof![Just("//"), Just("/"), Just(""), Just("\\\\"), Just("/\\")];
+        let host = prop_oneof![
+            Just("ui.example.test".to_owned()),
+            Just("evil.com".to_owned()),
+            Just("ui.example.test.evil.com".to_owned()),
+            Just("ui.example.test@evil.com".to_owned()),
+            Just("evil.com@ui.example.test".to_owned()),
+            Just("ui.example.test:8443".to_owned()),
+            Just("ui.example.test:443".to_owned()),
+            Just("ui.exаmple.test".to_owned()),
+            "[a-z.@:%0-9]{0,20}",
+        ];
+        let rest = prop_oneof![Just(String::new()), "[ -~]{0,30}", any::<String>()];
+        (scheme, slashes, host, rest).prop_map(|(s, sl, h, r)| format!("{s}{sl}{h}{r}"))
+    }
+
+    #[test]
+    fn return_urls_are_accepted_only_on_the_allowed_origin() {
+        let f = fixture();
+        proptest!(ProptestConfig::with_cases(512), |(raw in prop_oneof![url_like(), any::<String>()])| {
+            match f.connector.check_return_url(&raw) {
+                Ok(url) => {
+                    prop_assert_eq!(crate::config::origin_of(&url), UI, "{:?}", raw);
+                    // What later goes into a Location header: no whitespace, no controls.
+                    prop_assert!(!url.as_str().chars().any(|c| c.is_whitespace() || c.is_control()));
+                }
+                Err(e) => prop_assert_eq!(e.code, "validation_failed"),
+            }
+        });
+        for evil in [
+            "//evil.com/x",
+            "https://ui.example.test.evil.com/",
+            "javascript:alert(1)",
+            "https://ui.example.test@evil.com/",
+            "https://evil.com#https://ui.example.test",
+            "http://ui.example.test/",
+            "https://ui.example.test:8443/",
+            "data:text/html,hi",
+            "/relative",
+            "https:/\\evil.com",
+            "https://ui.exаmple.test/",
+        ] {
+            assert!(f.connector.check_return_url(evil).is_err(), "{evil}");
+        }
+    }
+
+    #[test]
+    fn session_fields_with_control_characters_are_refused() {
+        let f = fixture();
+        for bad in ["a\r\nSet-Cookie: x=1", "a\0b", "tab\there", ""] {
+            let request = CreateSessionRequest {
+                client_id: Some(bad.into()),
+                client_secret: Some(SecretString::new("secret")),
+                ..Default::default()
+            };
+            let e =
+                f.rt.block_on(f.connector.create_session(request))
+                    .unwrap_err();
+            assert_eq!(e.code, "validation_failed", "{bad:?}");
+            let request = CreateSessionRequest {
+                end_user: Some(EndUser {
+                    id: None,
+                    email: Some(bad.into()),
+                }),
+                ..Default::default()
+            };
+            let e =
+                f.rt.block_on(f.connector.create_session(request))
+                    .unwrap_err();
+            assert_eq!(e.code, "validation_failed", "{bad:?}");
+        }
+    }
+}

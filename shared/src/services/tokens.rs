@@ -41,7 +41,7 @@ use crate::secret::{SecretString, sha256_hex};
 /// A lease outlives one Zoom token call plus the secret write that follows it.
 pub const LEASE_SECS: i64 = 30;
 /// How long a caller waits for another process's refresh before giving up.
-const LEASE_WAIT: Duration = Duration::from_secs(25);
+const LEASE_WAIT: Duration = Duration::from_secs(15);
 /// Part of the lease kept for writing the new tokens after Zoom answered.
 const LEASE_WRITE_RESERVE: Duration = Duration::from_secs(10);
 /// Failures in a row before a connection shows `refresh_failing`.
@@ -220,7 +220,12 @@ impl Connector {
     /// Writes new tokens at once. The request token derives from the new refresh token, so a
     /// retried write cannot create a second version. Throttling is retried by the SDK and
     /// again here: losing this write would lose the connection.
-    async fn write_tokens(&self, id: &str, secret: &ConnectionSecret) -> Result<(), StoreError> {
+    async fn write_tokens(
+        &self,
+        id: &str,
+        secret: &ConnectionSecret,
+        lease: &mut u64,
+    ) -> Result<(), StoreError> {
         let name = connection_secret_name(&self.config.aws.secrets_prefix, id);
         let value = serde_secret(secret).map_err(|e| StoreError::Other(e.detail))?;
         let request_token = sha256_hex(secret.refresh_token.expose());
@@ -230,6 +235,9 @@ impl Connector {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_transient() && attempt < 8 => {
                     tracing::warn!(connection_id = id, attempt, error = %e, "token write failed; retrying");
+                    // Retries may outlast the lease: keep it, so no other process refreshes
+                    // with the refresh token Zoom has already replaced.
+                    self.renew_lease(id, lease).await;
                     tokio::time::sleep(jittered(delay)).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
@@ -442,6 +450,26 @@ impl Connector {
             .map(|i| i.version))
     }
 
+    /// Extends our lease by another `LEASE_SECS` if we still hold it (`lease` is its version).
+    async fn renew_lease(&self, id: &str, lease: &mut u64) {
+        let now = self.now_unix();
+        let value = serde_json::json!({ "owner": &*self.instance_id, "at": now });
+        match self
+            .store
+            .replace_item(ItemKind::Lease, id, &value, Some(now + LEASE_SECS), *lease)
+            .await
+        {
+            Ok(true) => *lease += 1,
+            Ok(false) => tracing::warn!(
+                connection_id = id,
+                "refresh lease lost during the token write"
+            ),
+            Err(e) => {
+                tracing::warn!(connection_id = id, error = %e, "could not renew the refresh lease")
+            }
+        }
+    }
+
     async fn release_lease(&self, id: &str, version: u64) {
         if let Err(e) = self
             .store
@@ -462,7 +490,7 @@ impl Connector {
     ) -> Result<Obtained, ApiError> {
         let id = record.id.as_str();
         let started = tokio::time::Instant::now();
-        let lease = loop {
+        let mut lease = loop {
             if let Some(version) = self.take_lease(id).await? {
                 break version;
             }
@@ -489,7 +517,7 @@ impl Connector {
         let lease_until =
             tokio::time::Instant::now() + Duration::from_secs(LEASE_SECS.unsigned_abs());
         let result = self
-            .refresh_holding_lease(id, &seen, need, pace, lease_until)
+            .refresh_holding_lease(id, &seen, need, pace, lease_until, &mut lease)
             .await;
         self.release_lease(id, lease).await;
         result
@@ -502,6 +530,7 @@ impl Connector {
         need: &TokenNeed,
         pace: Option<&SweepPace>,
         lease_until: tokio::time::Instant,
+        lease: &mut u64,
     ) -> Result<Obtained, ApiError> {
         // Re-read under the lease: a refresh that finished just before we took it counts.
         let record = self
@@ -552,7 +581,7 @@ impl Connector {
                 .await
                 .unwrap_or_else(|_| Err(OAuthError::Unavailable("timed out".into())));
         match outcome {
-            Ok(tokens) => self.store_refreshed(id, secret, tokens, pace).await,
+            Ok(tokens) => self.store_refreshed(id, secret, tokens, pace, lease).await,
             Err(OAuthError::Rejected { error, reason, .. })
                 if refresh_token_is_dead(&error, secret.auth_type) =>
             {
@@ -589,12 +618,13 @@ impl Connector {
         secret: ConnectionSecret,
         tokens: TokenSet,
         pace: Option<&SweepPace>,
+        lease: &mut u64,
     ) -> Result<Obtained, ApiError> {
         let updated = secret.with_tokens(tokens);
         if let Some(pace) = pace {
             pace.before_write().await;
         }
-        if let Err(e) = self.write_tokens(id, &updated).await {
+        if let Err(e) = self.write_tokens(id, &updated, lease).await {
             // The new tokens exist only in this process now. Keep using them here (cached by
             // the caller) and report loudly; see docs/architecture.md.
             tracing::error!(connection_id = id, error = %e, event = "refresh_write_failed", "new tokens could not be stored");

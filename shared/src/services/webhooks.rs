@@ -71,7 +71,13 @@ impl Connector {
         } else {
             ts_value
         };
-        if (self.now_unix() - ts_secs).abs() > MAX_SKEW_SECS {
+        // Checked: an extreme timestamp must not overflow (a panic in debug builds, and in
+        // release a wrapped difference that would pass as fresh).
+        let skew = self
+            .now_unix()
+            .checked_sub(ts_secs)
+            .and_then(i64::checked_abs);
+        if skew.is_none_or(|s| s > MAX_SKEW_SECS) {
             return Err(denied());
         }
         let keys = self.connector_keys().await?;
@@ -266,5 +272,130 @@ mod tests {
         assert!(sig.starts_with("v0="));
         assert_eq!(sig.len(), 3 + 64);
         assert_ne!(sig, signature(&token, "1700000001", br#"{"event":"x"}"#));
+    }
+}
+
+#[cfg(test)]
+mod hostile_input_tests {
+    //! Arbitrary deliveries: never a panic, never a 5xx, never accepted without the signature.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::adapters::local::LocalStore;
+    use crate::config::Config;
+
+    const TOKEN: &str = "webhook-secret-token";
+
+    struct Fixture {
+        connector: Connector,
+        rt: tokio::runtime::Runtime,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_lookup(|_| None, Some("http://127.0.0.1:3000")).unwrap();
+        let connector = Connector::local(config, LocalStore::open(dir.path()).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let keys = serde_json::json!({ "api_key": "k", "webhook_secret_token": TOKEN });
+        rt.block_on(connector.secrets.put_secret(
+            &connector.config.aws.connector_secret_id,
+            &SecretString::new(keys.to_string()),
+            "seed",
+        ))
+        .unwrap();
+        Fixture {
+            connector,
+            rt,
+            _dir: dir,
+        }
+    }
+
+    /// Timestamps: fresh, stale, in milliseconds, and arbitrary text and numbers.
+    fn timestamp(now: i64) -> impl Strategy<Value = String> {
+        prop_oneof![
+            (-1000i64..1000).prop_map(move |d| (now + d).to_string()),
+            (-1000i64..1000).prop_map(move |d| ((now + d) * 1000).to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just(i64::MIN.to_string()),
+            Just(i64::MAX.to_string()),
+            any::<String>(),
+        ]
+    }
+
+    /// Bodies: arbitrary bytes, and Zoom-shaped events with arbitrary payloads.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let json_leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[ -~]{0,20}".prop_map(serde_json::Value::from),
+        ];
+        let json = json_leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("plainToken".to_owned()),
+                        Just("account_id".to_owned()),
+                        Just("user_id".to_owned()),
+                        Just("client_id".to_owned()),
+                        "[a-z_]{1,8}"
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let event = prop_oneof![
+            Just("endpoint.url_validation"),
+            Just("app_deauthorized"),
+            Just("meeting.started"),
+            Just(""),
+        ];
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            (event, json).prop_map(|(event, payload)| {
+                serde_json::json!({ "event": event, "payload": payload })
+                    .to_string()
+                    .into_bytes()
+            }),
+        ]
+    }
+
+    #[test]
+    fn unsigned_deliveries_are_401() {
+        let f = fixture();
+        let now = f.connector.now_unix();
+        proptest!(ProptestConfig::with_cases(256), |(
+            ts in proptest::option::of(timestamp(now)),
+            sig in proptest::option::of(prop_oneof![any::<String>(), "v0=[0-9a-f]{64}"]),
+            body in body(),
+        )| {
+            let answer = f.rt.block_on(f.connector.handle_webhook(ts.as_deref(), sig.as_deref(), &body));
+            let e = answer.expect_err("no signature, no acceptance");
+            prop_assert_eq!(e.status.as_u16(), 401);
+            prop_assert_eq!(e.code, "invalid_signature");
+        });
+    }
+
+    #[test]
+    fn signed_deliveries_are_answered_without_5xx() {
+        let f = fixture();
+        let token = SecretString::new(TOKEN);
+        let now = f.connector.now_unix();
+        proptest!(ProptestConfig::with_cases(256), |(ts in timestamp(now), body in body())| {
+            let sig = signature(&token, &ts, &body);
+            let answer = f.rt.block_on(f.connector.handle_webhook(Some(&ts), Some(&sig), &body));
+            match answer {
+                Ok(v) => prop_assert!(v.is_object()),
+                Err(e) => prop_assert!(e.status.is_client_error(), "{} {}", e.status, e.detail),
+            }
+        });
     }
 }
