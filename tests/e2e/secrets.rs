@@ -205,6 +205,28 @@ async fn no_secret_leaks(backend: Backend) {
         "TRACE logs were captured ({} bytes)",
         logs.len()
     );
+    // One-time values that travel in URLs: connect session tokens, OAuth states and codes.
+    // They may appear in answers (that is how they travel) but never in a log line.
+    let mut one_time: Vec<String> = Vec::new();
+    for request in stack.sim.requests() {
+        let query: Vec<(String, String)> = url::form_urlencoded::parse(request.query.as_bytes())
+            .into_owned()
+            .collect();
+        let form: Vec<(String, String)> = request.form().into_iter().collect();
+        for (k, v) in query.into_iter().chain(form) {
+            if (k == "state" || k == "code") && v.len() >= 16 {
+                one_time.push(v);
+            }
+        }
+    }
+    assert!(one_time.len() >= 4, "states and codes were seen");
+    for value in &one_time {
+        assert!(
+            !logs.contains(value.as_str()),
+            "a one-time OAuth value appears in the logs: {}…",
+            &value[..4]
+        );
+    }
     for secret in &secrets {
         assert!(
             !logs.contains(secret.as_str()),

@@ -27,7 +27,19 @@ pub fn finish(routes: Router<Connector>, connector: Connector) -> Router {
         .layer(axum::middleware::map_response(problem_for_framework_errors))
         .layer(axum::middleware::from_fn(limit_request_head))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                // The path only: query strings carry one-time tokens (connect sessions,
+                // OAuth codes and states) that have no place in logs.
+                |request: &Request| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                },
+            ),
+        )
         .with_state(connector)
 }
 
