@@ -792,11 +792,10 @@ async fn callback_with_throttled_secret_writes() {
         result.body
     );
     assert!(result.connection_id().is_none());
-    // The page says to try again (today as `zoom_unavailable`: the callback maps every 503,
-    // the store's included, to it).
+    // The page says our side was briefly unavailable and to try again.
     assert_eq!(
         result.error_code().as_deref(),
-        Some("zoom_unavailable"),
+        Some("temporarily_unavailable"),
         "{}",
         result.body
     );

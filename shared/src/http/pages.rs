@@ -124,6 +124,10 @@ fn error_text(code: CallbackErrorCode) -> (&'static str, String) {
             "Zoom returned an error",
             "<p>Zoom answered in an unexpected way. Nothing was saved. Try connecting again; if it keeps failing, contact support.</p>".into(),
         ),
+        CallbackErrorCode::TemporarilyUnavailable => (
+            "The service is briefly unavailable",
+            "<p>We could not save the connection just now. Nothing was saved.</p><p>Wait a minute and connect again.</p>".into(),
+        ),
         CallbackErrorCode::InternalError => (
             "Something went wrong on our side",
             "<p>Nothing was saved. Try connecting again in a minute.</p>".into(),

@@ -35,6 +35,8 @@ pub enum CallbackErrorCode {
     RedirectUriMismatch,
     ZoomUnavailable,
     ZoomError,
+    /// Our storage was briefly unavailable (throttling, 5xx); retrying helps.
+    TemporarilyUnavailable,
     InternalError,
 }
 
@@ -49,6 +51,7 @@ impl CallbackErrorCode {
             Self::RedirectUriMismatch => "redirect_uri_mismatch",
             Self::ZoomUnavailable => "zoom_unavailable",
             Self::ZoomError => "zoom_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::InternalError => "internal_error",
         }
     }
@@ -60,8 +63,8 @@ impl CallbackErrorCode {
             Self::InvalidClient => 401,
             Self::AccessDenied | Self::AdminPreapprovalRequired => 403,
             // A 4xx like every failure page: the request failed because a request it depends
-            // on (Zoom's) failed. The page says to retry.
-            Self::ZoomUnavailable | Self::ZoomError => 424,
+            // on (Zoom's, or our storage's) failed. The page says to retry.
+            Self::ZoomUnavailable | Self::ZoomError | Self::TemporarilyUnavailable => 424,
             Self::InternalError => 500,
         }
     }
@@ -217,10 +220,11 @@ impl Connector {
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 2048)
             .ok_or(CallbackErrorCode::StateInvalid)?;
+        // Errors of our own storage or configuration (Zoom's are mapped where they happen).
         let internal = |e: ApiError| {
             tracing::error!(error = %e, "callback failed");
-            if e.status.as_u16() == 503 {
-                CallbackErrorCode::ZoomUnavailable
+            if e.code == "store_unavailable" {
+                CallbackErrorCode::TemporarilyUnavailable
             } else {
                 CallbackErrorCode::InternalError
             }
