@@ -688,6 +688,14 @@ async fn backend_routes_need_the_api_key() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    // Bodies are JSON objects (serde alone would fill the request from an array).
+    let array = stack
+        .backend(Method::POST, "/connect/sessions")
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(array.status(), 400);
     let health: serde_json::Value = stack
         .http
         .get(stack.url("/healthz"))

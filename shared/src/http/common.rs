@@ -154,8 +154,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
+        match Json::<serde_json::Value>::from_request(req, state).await {
+            // Every body of this API is a JSON object (serde would also fill a struct from
+            // an array).
+            Ok(Json(value)) if !value.is_object() => {
+                Err(ApiError::validation("The body must be a JSON object."))
+            }
+            Ok(Json(value)) => serde_json::from_value(value)
+                .map(Self)
+                .map_err(|e| ApiError::validation(format!("The JSON body is invalid: {e}"))),
             Err(rejection) => {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     return Err(ApiError::payload_too_large(BODY_LIMIT));
