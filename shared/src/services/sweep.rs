@@ -42,32 +42,47 @@ pub struct SweepReport {
     pub failed: u64,
 }
 
-/// A strict pacer: the moments `acquire` returns are at least `1/rate` apart, so no window of
-/// one second ever holds more than `rate` of them. Waiters are served in arrival order.
+/// A sliding-window pacer: no window of one second (plus a small margin) ever holds more than
+/// `rate` of the moments `acquire` returns, and consecutive ones are at least half an interval
+/// apart (no bursts). Unlike fixed spacing, a late wake-up does not push every later slot back,
+/// so the pace stays close to `rate`. Waiters are served in arrival order.
 pub struct RateLimiter {
-    interval: Duration,
-    last: Mutex<Option<Instant>>,
+    rate: usize,
+    min_spacing: Duration,
+    issued: Mutex<std::collections::VecDeque<Instant>>,
 }
+
+/// What happens after `acquire` (a network hop, a busy scheduler) can bring calls a little
+/// closer together at the receiver than they left here: count windows this much longer.
+const WINDOW_MARGIN: Duration = Duration::from_millis(25);
 
 impl RateLimiter {
     pub fn per_second(rate: u32) -> Self {
-        // 5 % headroom: what happens after `acquire` (a network hop, a busy scheduler) can
-        // bring two consecutive calls a little closer at the receiver than they left here.
-        let nanos = 1_050_000_000u64.div_ceil(u64::from(rate.max(1)));
+        let rate = rate.max(1);
         Self {
-            interval: Duration::from_nanos(nanos),
-            last: Mutex::new(None),
+            rate: rate as usize,
+            min_spacing: Duration::from_secs(1) / (2 * rate),
+            issued: Mutex::new(std::collections::VecDeque::with_capacity(rate as usize)),
         }
     }
 
     pub async fn acquire(&self) {
-        // The lock is held across the sleep: the next waiter measures from when this one
-        // really woke up, not from when it was scheduled to.
-        let mut last = self.last.lock().await;
-        if let Some(previous) = *last {
-            tokio::time::sleep_until(previous + self.interval).await;
+        // The lock is held across the sleep: waiters go one by one, in order.
+        let mut issued = self.issued.lock().await;
+        let mut at = Instant::now();
+        if issued.len() == self.rate
+            && let Some(oldest) = issued.front()
+        {
+            at = at.max(*oldest + Duration::from_secs(1) + WINDOW_MARGIN);
         }
-        *last = Some(Instant::now());
+        if let Some(last) = issued.back() {
+            at = at.max(*last + self.min_spacing);
+        }
+        tokio::time::sleep_until(at).await;
+        if issued.len() == self.rate {
+            issued.pop_front();
+        }
+        issued.push_back(Instant::now());
     }
 }
 
@@ -248,11 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn intervals_cover_a_second_and_concurrency_is_bounded() {
-        for rate in [1, 3, 7, 40, 50] {
-            let l = RateLimiter::per_second(rate);
-            assert!(l.interval * rate >= Duration::from_secs(1), "rate {rate}");
-        }
+    fn concurrency_is_bounded() {
         assert_eq!(concurrency(1), 2);
         assert_eq!(concurrency(10), 20);
         assert_eq!(concurrency(40), SWEEP_CONCURRENCY);
