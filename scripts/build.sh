@@ -15,6 +15,10 @@ if [ ! -x .venv-build/bin/sam ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ];
 fi
 rustup target add aarch64-unknown-linux-gnu >/dev/null
 export PATH="$PWD/.venv-build/bin:$PATH"
+export SAM_CLI_TELEMETRY=0
+
+# Offline template validation (SAM's translator + cfn-lint); make test runs cfn-lint too.
+sam validate --lint --region "${AWS_REGION:-us-east-1}"
 
 # Compile all six functions in one cargo invocation (shared dependency graph, one target dir).
 cargo lambda build --release --arm64 \
