@@ -837,30 +837,8 @@ async fn callback_with_throttled_secret_writes() {
 
 // ---- processes killed mid-way -------------------------------------------------------------
 
-/// Runs each crash scenario once per backend: `faults::crash_local::<name>` and
-/// `faults::crash_aws::<name>`.
-macro_rules! crash_on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod crash_local {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(e2e_tests::stack::Backend::Local).await;
-                }
-            )*
-        }
-        mod crash_aws {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(e2e_tests::stack::Backend::Aws).await;
-                }
-            )*
-        }
-    };
-}
-
-crash_on_both_backends!(
+e2e_tests::on_both_backends!(
+    crash_local, crash_aws;
     killed_during_the_zoom_call_the_lease_expires_and_refreshing_resumes,
     killed_after_zoom_rotated_is_recognised_as_lost,
     killed_between_meeting_creation_and_done_creates_exactly_one_meeting,

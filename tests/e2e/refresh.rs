@@ -27,29 +27,8 @@ use zoom_connector::services::sweep::{DEADLINE_MARGIN, SweepReport};
 use zoom_connector::services::tokens::LEASE_SECS;
 use zoom_sim::{Fault, FaultTarget, SimUser};
 
-/// Runs each scenario once per backend: `refresh::local::<name>` and `refresh::aws::<name>`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(e2e_tests::stack::Backend::Local).await;
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(e2e_tests::stack::Backend::Aws).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+e2e_tests::on_both_backends!(
+    local, aws;
     concurrent_actions_in_one_process_refresh_once,
     several_containers_refresh_once,
     separate_os_processes_refresh_once,

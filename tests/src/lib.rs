@@ -5,3 +5,27 @@
 pub mod faultproxy;
 pub mod moto;
 pub mod stack;
+
+/// Runs each scenario `async fn name(backend: Backend)` once per backend, as tests named
+/// `<local_module>::<name>` and `<aws_module>::<name>`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($local:ident, $aws:ident; $($name:ident),* $(,)?) => {
+        mod $local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::stack::Backend::Local).await;
+                }
+            )*
+        }
+        mod $aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::stack::Backend::Aws).await;
+                }
+            )*
+        }
+    };
+}
