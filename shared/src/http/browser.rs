@@ -146,12 +146,12 @@ fn connect_error(connector: &Connector, token: &str, error: ConnectError) -> Res
         }
         ConnectError::Api(e) => {
             tracing::error!(error = %e, "connect failed");
-            let html = pages::result_page(
-                Err(crate::services::callback::CallbackErrorCode::InternalError),
-                &[],
-                &random_token(16),
-            );
-            page(e.status, html, None, None)
+            let code = crate::services::callback::CallbackErrorCode::for_own_failure(&e);
+            let nonce = random_token(16);
+            let html = pages::result_page(Err(code), &connector.config.ui_origins, &nonce);
+            let status =
+                StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            page(status, html, Some(&nonce), None)
         }
     }
 }

@@ -379,9 +379,7 @@ impl Connector {
                             },
                         )
                         .await?;
-                        if let (Some(w), Some(obj)) = (warning, meeting.as_object_mut()) {
-                            obj.insert("warning".into(), w.into());
-                        }
+                        add_warning(&mut meeting, warning.as_deref());
                         Ok(PassThrough {
                             status: 201,
                             headers: vec![("content-type".into(), "application/json".into())],
@@ -415,11 +413,10 @@ impl Connector {
                 &ZoomCall::json(Method::POST, "/users/me/meetings", body),
             )
             .await?;
-        if let Some(w) = warning
+        if warning.is_some()
             && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&answer.body)
-            && let Some(obj) = json.as_object_mut()
         {
-            obj.insert("warning".into(), w.into());
+            add_warning(&mut json, warning);
             answer.body = Bytes::from(json.to_string());
         }
         Ok(answer)
@@ -435,7 +432,7 @@ impl Connector {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let now = self.now_unix();
-            let value = serde_json::json!({ "state": "in_progress", "started_at": now, "fingerprint": fingerprint });
+            let value = in_progress_record(now, fingerprint);
             if self
                 .store
                 .create_item(
@@ -473,7 +470,7 @@ impl Connector {
                 {
                     // Its worker died mid-way, or gave up not knowing whether Zoom created
                     // the meeting: take over (the caller looks at Zoom first).
-                    let value = serde_json::json!({ "state": "in_progress", "started_at": now, "fingerprint": fingerprint });
+                    let value = in_progress_record(now, fingerprint);
                     if self
                         .store
                         .replace_item(
@@ -527,6 +524,18 @@ impl Connector {
             tracing::warn!("idempotency record changed while the request ran");
         }
         Ok(())
+    }
+}
+
+/// The value of an idempotency record whose work started at `started_at` (unix seconds).
+pub(crate) fn in_progress_record(started_at: i64, fingerprint: &str) -> serde_json::Value {
+    serde_json::json!({ "state": "in_progress", "started_at": started_at, "fingerprint": fingerprint })
+}
+
+/// Adds the `start_time`/`timezone` warning of [`validate_meeting`] to Zoom's answer.
+fn add_warning(meeting: &mut serde_json::Value, warning: Option<&str>) {
+    if let (Some(w), Some(obj)) = (warning, meeting.as_object_mut()) {
+        obj.insert("warning".into(), w.into());
     }
 }
 

@@ -56,6 +56,16 @@ impl CallbackErrorCode {
         }
     }
 
+    /// The page code for an error of our own storage or configuration (Zoom's errors are
+    /// mapped where they happen).
+    pub fn for_own_failure(e: &ApiError) -> Self {
+        if e.code == "store_unavailable" {
+            Self::TemporarilyUnavailable
+        } else {
+            Self::InternalError
+        }
+    }
+
     /// HTTP status of the result page.
     pub fn status(self) -> u16 {
         match self {
@@ -220,14 +230,9 @@ impl Connector {
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 2048)
             .ok_or(CallbackErrorCode::StateInvalid)?;
-        // Errors of our own storage or configuration (Zoom's are mapped where they happen).
         let internal = |e: ApiError| {
             tracing::error!(error = %e, "callback failed");
-            if e.code == "store_unavailable" {
-                CallbackErrorCode::TemporarilyUnavailable
-            } else {
-                CallbackErrorCode::InternalError
-            }
+            CallbackErrorCode::for_own_failure(&e)
         };
         let client = self.state_client(stored).await.map_err(internal)?;
         let tokens = self

@@ -435,12 +435,8 @@ impl Connector {
         started_at: i64,
     ) {
         let now = self.now_unix();
-        let value = serde_json::json!({
-            "state": "in_progress",
-            "started_at": started_at,
-            "fingerprint": fingerprint,
-            "outcome_unknown": true,
-        });
+        let mut value = super::actions::in_progress_record(started_at, fingerprint);
+        value["outcome_unknown"] = true.into();
         if let Err(e) = self
             .store
             .replace_item(
