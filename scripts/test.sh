@@ -25,6 +25,9 @@ echo "== fuzz: schemathesis against the local stack (bounded)"
 scripts/fuzz.sh --quick
 
 echo "== cargo deny: licenses, bans, sources"
+# cargo deny reads the metadata of every platform's crates; a build fetches only this
+# platform's, so fetch them all first (a no-op where they are cached).
+cargo fetch --locked --quiet
 cargo deny --offline --locked --log-level warn check --hide-inclusion-graph --show-stats licenses bans sources
 
 echo "== cargo deny: advisories"

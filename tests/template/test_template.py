@@ -47,6 +47,41 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/webhooks/zoom", "webhooks"),
 ]
 
+# Routes of API.md that no function serves yet, with the issue that builds each. The contract
+# runs ahead of the code: a route listed here must not be in the template (building it means
+# moving it into ROUTES), and a route of API.md in neither list fails.
+NOT_YET_BUILT: dict[tuple[str, str], str] = {
+    ("GET", "/connect.js"): "connect helper (integrator kit)",
+    ("POST", "/webhooks/zoom/apps/{client_id}"): "triggers: bring-your-own app webhooks",
+    **{
+        (method, "/connections/{id}/zoom" + path): "actions catalogue"
+        for method, path in [
+            ("GET", "/meetings"),
+            ("PUT", "/meetings/{meetingId}/status"),
+            ("GET", "/meetings/{meetingId}/invitation"),
+            ("GET", "/meetings/{meetingId}/livestream"),
+            ("PATCH", "/meetings/{meetingId}/livestream/status"),
+            ("GET", "/meetings/{meetingId}/registrants"),
+            ("POST", "/meetings/{meetingId}/registrants"),
+            ("PUT", "/meetings/{meetingId}/registrants/status"),
+            ("DELETE", "/meetings/{meetingId}/registrants/{registrantId}"),
+            ("GET", "/past_meetings/{meetingId}"),
+            ("GET", "/past_meetings/{meetingId}/instances"),
+            ("GET", "/past_meetings/{meetingId}/participants"),
+            ("DELETE", "/meetings/{meetingId}/recordings"),
+            ("DELETE", "/meetings/{meetingId}/recordings/{recordingId}"),
+            ("GET", "/meetings/{meetingId}/meeting_summary"),
+            ("GET", "/webinars"),
+            ("POST", "/webinars"),
+            ("GET", "/webinars/{webinarId}"),
+            ("PATCH", "/webinars/{webinarId}"),
+            ("DELETE", "/webinars/{webinarId}"),
+            ("GET", "/webinars/{webinarId}/registrants"),
+            ("POST", "/webinars/{webinarId}/registrants"),
+        ]
+    },
+}
+
 SENSITIVE_SERVICES = ("secretsmanager", "dynamodb", "events")
 
 REQUIRED_ENV = [
@@ -434,12 +469,30 @@ def test_routes_of_api_md_are_all_served(template):
     if not API_MD.is_file():
         pytest.fail(f"{API_MD} is missing: the contract must sit beside the checkout as ../shared")
     from_md = routes_from_api_md(API_MD.read_text(encoding="utf-8"))
-    assert len(from_md) >= 15, f"parsed too few routes from API.md: {sorted(from_md)}"
-    declared = template_routes(template)
-    missing = sorted(from_md - set(declared))
+    assert len(from_md) >= 40, f"parsed too few routes from API.md: {sorted(from_md)}"
+    # One route per bullet: every bullet of API.md that opens with a route is parsed.
+    text = API_MD.read_text(encoding="utf-8")
+    bullets = {
+        (m.group(1), m.group(2))
+        for m in re.finditer(r"^\s*-\s*`(GET|POST|PUT|PATCH|DELETE|ANY)\s+(/[^`\s?]*)", text, re.M)
+        if not m.group(2).startswith("/local/")
+    }
+    unparsed = sorted(
+        (m, p)
+        for m, p in bullets
+        if (m, re.sub(r"/proxy/\{path\}$", "/proxy/{proxy+}", p)) not in from_md
+        and (m, "/connections/{id}/zoom" + p) not in from_md
+    )
+    assert unparsed == [], f"route bullets of API.md the parser missed: {unparsed}"
+    declared = set(template_routes(template))
+    unbuilt = set(NOT_YET_BUILT)
+    assert unbuilt <= from_md, f"NOT_YET_BUILT lists routes API.md does not: {sorted(unbuilt - from_md)}"
+    built_but_listed = sorted(unbuilt & declared)
+    assert built_but_listed == [], f"built now: move them from NOT_YET_BUILT to ROUTES: {built_but_listed}"
+    missing = sorted(from_md - unbuilt - declared)
     assert missing == [], f"routes of API.md without an HttpApi event: {missing}"
     # The committed list stays in step with API.md.
-    assert from_md == {(m, p) for m, p, _ in ROUTES}
+    assert from_md - unbuilt == {(m, p) for m, p, _ in ROUTES}
 
 
 def test_http_events_use_the_explicit_api(template):
