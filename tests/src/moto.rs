@@ -8,14 +8,32 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 /// The server stops when the test binary exits: it watches its stdin, which closes then.
+///
+/// moto's server is threaded and does not make a condition check and its write one atomic step
+/// the way DynamoDB does per item (two concurrent conditional creates can both win). Requests
+/// to DynamoDB and Secrets Manager are therefore served one at a time; the race logic itself is
+/// proven on the local store and with unit fakes. SQS and EventBridge stay concurrent (a long
+/// poll must not hold the others up).
 const SERVER: &str = r#"
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
+import sys, threading
+from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+
+def serialized(environ, start_response):
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target.startswith("DynamoDB") or target.startswith("secretsmanager"):
+        with lock:
+            return list(app(environ, start_response))
+    return app(environ, start_response)
+
+server = make_server("127.0.0.1", int(sys.argv[1]), serialized, True, request_handler=MotoRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
 print("ready", flush=True)
 sys.stdin.read()
-server.stop()
+server.shutdown()
 "#;
 
 pub struct Moto {

@@ -237,7 +237,9 @@ mod tests {
     use super::*;
 
     /// Acquisitions of a strict pacer never put more than `rate` into any one-second window.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    /// Time is paused (tokio's test clock advances only when every task waits), so these are
+    /// the pacer's own decisions, whatever else the machine is doing.
+    #[tokio::test(start_paused = true)]
     async fn pacer_never_exceeds_its_rate_in_any_second() {
         let limiter = Arc::new(RateLimiter::per_second(20));
         let times = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -260,6 +262,13 @@ mod tests {
                 pair[20] - pair[0]
             );
         }
+        // No bursts: consecutive slots at least half an interval apart.
+        for pair in times.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(25), "{pair:?}");
+        }
+        // And it keeps the pace: 45 at 20/s take a little over two seconds, not more.
+        let span = times[44] - times[0];
+        assert!(span < Duration::from_millis(2300), "{span:?}");
     }
 
     #[test]
