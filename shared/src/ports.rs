@@ -26,6 +26,15 @@ pub trait SecretStore: Send + Sync {
         value: &SecretString,
         request_token: &str,
     ) -> StoreResult<()>;
+    /// Writes a new current version of an existing secret and never creates one: `Ok(false)`
+    /// when there is none (a connection deleted or deauthorized meanwhile stays gone, and the
+    /// refresh needs no right to create or delete secrets). Idempotent like `put_secret`.
+    async fn update_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        request_token: &str,
+    ) -> StoreResult<bool>;
     /// Deletes at once (no recovery window); absent is fine.
     async fn delete_secret(&self, name: &str) -> StoreResult<()>;
 }

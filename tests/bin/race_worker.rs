@@ -87,10 +87,18 @@ impl SecretStore for HangBeforeTokenWrite {
         self.0.get_secret(name).await
     }
     async fn put_secret(&self, name: &str, value: &SecretString, token: &str) -> StoreResult<()> {
+        self.0.put_secret(name, value, token).await
+    }
+    async fn update_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        token: &str,
+    ) -> StoreResult<bool> {
         if name.contains("/connections/") {
             hang("token_write").await;
         }
-        self.0.put_secret(name, value, token).await
+        self.0.update_secret(name, value, token).await
     }
     async fn delete_secret(&self, name: &str) -> StoreResult<()> {
         self.0.delete_secret(name).await

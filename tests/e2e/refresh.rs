@@ -850,10 +850,18 @@ impl SecretStore for WriteLog {
         self.inner.get_secret(name).await
     }
     async fn put_secret(&self, name: &str, value: &SecretString, token: &str) -> StoreResult<()> {
+        self.inner.put_secret(name, value, token).await
+    }
+    async fn update_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        token: &str,
+    ) -> StoreResult<bool> {
         if name.contains("/connections/") {
             self.writes.lock().unwrap().push(OffsetDateTime::now_utc());
         }
-        self.inner.put_secret(name, value, token).await
+        self.inner.update_secret(name, value, token).await
     }
     async fn delete_secret(&self, name: &str) -> StoreResult<()> {
         self.inner.delete_secret(name).await

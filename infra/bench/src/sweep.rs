@@ -43,8 +43,18 @@ impl SecretStore for TimedSecrets {
         value: &SecretString,
         request_token: &str,
     ) -> StoreResult<()> {
+        self.inner.put_secret(name, value, request_token).await
+    }
+
+    /// The sweep's token writes (they only ever update an existing secret).
+    async fn update_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        request_token: &str,
+    ) -> StoreResult<bool> {
         let issued = Instant::now();
-        let result = self.inner.put_secret(name, value, request_token).await;
+        let result = self.inner.update_secret(name, value, request_token).await;
         if result.is_ok()
             && let Ok(mut writes) = self.writes.lock()
         {

@@ -176,6 +176,27 @@ impl SecretStore for AwsSecretStore {
         }
     }
 
+    async fn update_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        request_token: &str,
+    ) -> StoreResult<bool> {
+        match self
+            .put_version(name, value, &client_request_token(request_token))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("PutSecretValue", &e)),
+        }
+    }
+
     async fn delete_secret(&self, name: &str) -> StoreResult<()> {
         let result = self
             .client

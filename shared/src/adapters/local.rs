@@ -256,6 +256,29 @@ impl SecretStore for LocalStore {
         .await
     }
 
+    async fn update_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        request_token: &str,
+    ) -> StoreResult<bool> {
+        let (name, value, token) = (
+            name.to_owned(),
+            value.expose().to_owned(),
+            request_token.to_owned(),
+        );
+        self.with(move |c| {
+            let changed = c
+                .execute(
+                    "UPDATE secrets SET value = ?2, request_token = ?3 WHERE name = ?1",
+                    params![name, value, token],
+                )
+                .map_err(db_err)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
     async fn delete_secret(&self, name: &str) -> StoreResult<()> {
         let name = name.to_owned();
         self.with(move |c| {

@@ -28,16 +28,55 @@ pub struct ConnectionList {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+/// The opaque `cursor` of `GET /connections`: base64url (no padding) of
+/// `{"v":1,"after":"<last id of the page>","status":<the filter or null>}`. The stores resume
+/// after that id (every backend lists in id order; DynamoDB seeks each listing shard with it,
+/// see `adapters::aws`). A cursor that does not decode to that shape, names something that
+/// is not a connection id, or was issued for another `status` answers 400 `validation_failed`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct ListCursor {
+    v: u8,
+    after: String,
+    status: Option<String>,
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
+const CURSOR_VERSION: u8 = 1;
+
+fn encode_cursor(after: &str, status: Option<ConnectionStatus>) -> String {
+    let cursor = ListCursor {
+        v: CURSOR_VERSION,
+        after: after.to_owned(),
+        status: status.map(|s| s.as_str().to_owned()),
+    };
+    let json = serde_json::to_vec(&cursor).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+/// Connection ids are `conn_` + hex today; accept any short id of the characters ids use.
+fn looks_like_connection_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn decode_cursor(cursor: &str, status: Option<ConnectionStatus>) -> Result<String, ApiError> {
+    let bad = || ApiError::validation("`cursor` is not a cursor this API returned.");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::validation("`cursor` is not a cursor this API returned."))
+        .map_err(|_| bad())?;
+    let decoded: ListCursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if decoded.v != CURSOR_VERSION || !looks_like_connection_id(&decoded.after) {
+        return Err(bad());
+    }
+    if decoded.status.as_deref() != status.map(ConnectionStatus::as_str) {
+        return Err(ApiError::validation(
+            "`cursor` belongs to a listing with another `status`; repeat the same query.",
+        ));
+    }
+    Ok(decoded.after)
 }
 
 impl Connector {
@@ -48,7 +87,12 @@ impl Connector {
                 ApiError::validation("`status` must be one of pending, active, refresh_failing, needs_reauth, revoked.")
             })?),
         };
-        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let after = query
+            .cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(|c| decode_cursor(c, status))
+            .transpose()?;
         let limit = query.limit.unwrap_or(PAGE_SIZE).clamp(1, 200);
         let mut records = self
             .store
@@ -56,7 +100,7 @@ impl Connector {
             .await?;
         let next_cursor = if records.len() > limit {
             records.truncate(limit);
-            records.last().map(|r| encode_cursor(&r.id))
+            records.last().map(|r| encode_cursor(&r.id, status))
         } else {
             None
         };
@@ -106,9 +150,9 @@ impl Connector {
             )
             .await?;
         self.store.delete_connection(id).await?;
-        // A refresh that was in flight may have written its tokens after our first delete
-        // while the record still existed; one finishing later finds no record and removes
-        // its own write (see `store_refreshed`).
+        // A refresh in flight only updates an existing secret: one that wrote between our
+        // two deletes is undone by this one, one that writes later finds no secret and stops
+        // (see `store_refreshed`).
         self.secrets.delete_secret(&secret_name).await?;
         self.tokens.forget(id);
         self.publish(
@@ -124,5 +168,48 @@ impl Connector {
     pub async fn force_refresh(&self, id: &str) -> Result<Connection, ApiError> {
         self.obtain_token(id, TokenNeed::Always).await?;
         self.get_connection(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_with_its_status() {
+        let c = encode_cursor("conn_0123abcd", Some(ConnectionStatus::Active));
+        assert_eq!(
+            decode_cursor(&c, Some(ConnectionStatus::Active)).unwrap(),
+            "conn_0123abcd"
+        );
+        let c = encode_cursor("conn_b", None);
+        assert_eq!(decode_cursor(&c, None).unwrap(), "conn_b");
+    }
+
+    #[test]
+    fn a_tampered_cursor_is_a_validation_error() {
+        let good = encode_cursor("conn_0123abcd", None);
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let mut flipped = good.clone().into_bytes();
+        flipped[3] ^= 0x01;
+        let flipped = String::from_utf8(flipped).unwrap();
+        let cases = [
+            "not*a*cursor".to_owned(),
+            format!("{good}="),
+            flipped,
+            b64("conn_0123abcd"),
+            b64(r#"{"v":1,"after":"","status":null}"#),
+            b64(r#"{"v":1,"after":"conn_a\u0000","status":null}"#),
+            b64(r#"{"v":2,"after":"conn_a","status":null}"#),
+            b64(r#"{"v":1,"after":"conn_a","status":null,"x":1}"#),
+            b64(r#"{"v":1,"after":"conn_a","status":"active"}"#),
+        ];
+        for cursor in cases {
+            let err = decode_cursor(&cursor, None).expect_err(&cursor);
+            assert_eq!(err.status.as_u16(), 400, "{cursor}");
+            assert_eq!(err.code, "validation_failed", "{cursor}");
+        }
+        // A cursor of an unfiltered listing does not continue a filtered one.
+        assert!(decode_cursor(&good, Some(ConnectionStatus::Active)).is_err());
     }
 }

@@ -219,20 +219,21 @@ impl Connector {
 
     /// Writes new tokens at once. The request token derives from the new refresh token, so a
     /// retried write cannot create a second version. Throttling is retried by the SDK and
-    /// again here: losing this write would lose the connection.
+    /// again here: losing this write would lose the connection. `Ok(false)`: the secret is
+    /// gone (the connection was deleted or deauthorized meanwhile) and is not re-created.
     async fn write_tokens(
         &self,
         id: &str,
         secret: &ConnectionSecret,
         lease: &mut u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let name = connection_secret_name(&self.config.aws.secrets_prefix, id);
         let value = serde_secret(secret).map_err(|e| StoreError::Other(e.detail))?;
         let request_token = sha256_hex(secret.refresh_token.expose());
         let mut delay = Duration::from_millis(200);
         for attempt in 1.. {
-            match self.secrets.put_secret(&name, &value, &request_token).await {
-                Ok(()) => return Ok(()),
+            match self.secrets.update_secret(&name, &value, &request_token).await {
+                Ok(written) => return Ok(written),
                 Err(e) if e.is_transient() && attempt < 8 => {
                     tracing::warn!(connection_id = id, attempt, error = %e, "token write failed; retrying");
                     // Retries may outlast the lease: keep it, so no other process refreshes
@@ -394,6 +395,24 @@ impl Connector {
             .await?;
         self.tokens.put(id, obtained.token.clone());
         Ok(obtained)
+    }
+
+    /// Zoom rotated the tokens but the connection's secret is gone: a deauthorization or a
+    /// deletion ran meanwhile. Its new tokens are dropped (the secret is not re-created) and the
+    /// caller learns what the record says now.
+    async fn gone_while_refreshing(&self, id: &str) -> ApiError {
+        self.tokens.forget(id);
+        tracing::info!(
+            connection_id = id,
+            "the connection was deauthorized or deleted during its refresh; new tokens dropped"
+        );
+        match self.store.get_connection(id).await {
+            // Still usable on record: a deletion or deauthorization is half-way (it deletes
+            // the secret first) and finishes the record itself.
+            Ok(Some(_)) => conflict(ConnectionStatus::Revoked),
+            Ok(None) => ApiError::connection_not_found(id),
+            Err(e) => e.into(),
+        }
     }
 
     /// A usable record whose secret is gone: nothing can refresh or act for it any more.
@@ -624,7 +643,11 @@ impl Connector {
         if let Some(pace) = pace {
             pace.before_write().await;
         }
-        if let Err(e) = self.write_tokens(id, &updated, lease).await {
+        let written = self.write_tokens(id, &updated, lease).await;
+        if let Ok(false) = written {
+            return Err(self.gone_while_refreshing(id).await);
+        }
+        if let Err(e) = written {
             // The new tokens exist only in this process now. Keep using them here (cached by
             // the caller) and report loudly; see docs/architecture.md.
             tracing::error!(connection_id = id, error = %e, event = "refresh_write_failed", "new tokens could not be stored");
@@ -649,23 +672,16 @@ impl Connector {
                 }
             })
             .await;
+        // A deauthorization or deletion deletes the secret before it changes the record, and
+        // our write only updates an existing secret: if the record changed under us, their
+        // delete came after our write, so no credentials are left behind.
         match recorded {
             Ok(Some(r)) if r.status == ConnectionStatus::Revoked => {
-                // Revoked while we refreshed: do not leave the new tokens behind.
-                let name = connection_secret_name(&self.config.aws.secrets_prefix, id);
-                if let Err(e) = self.secrets.delete_secret(&name).await {
-                    tracing::error!(connection_id = id, error = %e, "could not remove the tokens of a revoked connection");
-                }
                 return Err(conflict(ConnectionStatus::Revoked));
             }
             Ok(Some(_)) => {}
             Ok(None) => {
-                // Deleted while we refreshed: do not leave its credentials behind.
                 self.tokens.forget(id);
-                let name = connection_secret_name(&self.config.aws.secrets_prefix, id);
-                if let Err(e) = self.secrets.delete_secret(&name).await {
-                    tracing::error!(connection_id = id, error = %e, "could not remove the tokens of a deleted connection");
-                }
                 return Err(ApiError::connection_not_found(id));
             }
             // The tokens are stored, which is what counts; the record catches up next time.

@@ -46,11 +46,13 @@ impl Clock for FakeClock {
     }
 }
 
-/// The embedded store, counting every secret and record call.
+/// The embedded store, counting every secret and record call, and naming the secret calls
+/// that create or delete (what the refresh function's IAM role does not allow).
 #[derive(Clone)]
 struct CountingStore {
     inner: LocalStore,
     calls: Arc<AtomicUsize>,
+    creates_or_deletes: Arc<AtomicUsize>,
 }
 
 impl CountingStore {
@@ -67,10 +69,21 @@ impl SecretStore for CountingStore {
     }
     async fn put_secret(&self, name: &str, value: &SecretString, token: &str) -> StoreResult<()> {
         self.count();
+        self.creates_or_deletes.fetch_add(1, Ordering::SeqCst);
         self.inner.put_secret(name, value, token).await
+    }
+    async fn update_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        token: &str,
+    ) -> StoreResult<bool> {
+        self.count();
+        self.inner.update_secret(name, value, token).await
     }
     async fn delete_secret(&self, name: &str) -> StoreResult<()> {
         self.count();
+        self.creates_or_deletes.fetch_add(1, Ordering::SeqCst);
         self.inner.delete_secret(name).await
     }
 }
@@ -161,6 +174,9 @@ enum Answer {
     /// Another process stores these tokens while our call is in flight, then Zoom refuses
     /// our (already rotated) refresh token.
     InvalidGrantAfterOtherWrote(ConnectionSecret),
+    /// The user removes the app while our call is in flight (the webhook deletes the secret,
+    /// then marks the record revoked); Zoom had already rotated the tokens.
+    SuccessAfterDeauthorization,
 }
 
 struct FakeOAuth {
@@ -231,8 +247,17 @@ impl ZoomOAuth for FakeOAuth {
             .remove(refresh_token.expose())
             .or_else(|| self.queue.lock().unwrap().pop_front())
             .unwrap_or(Answer::Success);
+        if let Answer::SuccessAfterDeauthorization = answer {
+            let name = connection_secret_name(&self.prefix, ID);
+            self.store.delete_secret(&name).await.unwrap();
+            let mut record = self.store.get_connection(ID).await.unwrap().unwrap();
+            let version = record.version;
+            record.status = ConnectionStatus::Revoked;
+            record.next_refresh_at = None;
+            assert!(self.store.put_connection(&record, Some(version)).await.unwrap());
+        }
         match answer {
-            Answer::Success => {
+            Answer::Success | Answer::SuccessAfterDeauthorization => {
                 let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
                 Ok(TokenSet {
                     access_token: format!("at-new-{n}").into(),
@@ -276,6 +301,7 @@ struct Rig {
     connector: Connector,
     store: LocalStore,
     calls: Arc<AtomicUsize>,
+    creates_or_deletes: Arc<AtomicUsize>,
     oauth: Arc<FakeOAuth>,
     clock: Arc<FakeClock>,
     dir: Arc<tempfile::TempDir>,
@@ -316,9 +342,11 @@ impl Rig {
         let config = config(&env);
         let store = LocalStore::open(dir.path()).unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
+        let creates_or_deletes = Arc::new(AtomicUsize::new(0));
         let counting = CountingStore {
             inner: store.clone(),
             calls: calls.clone(),
+            creates_or_deletes: creates_or_deletes.clone(),
         };
         let oauth = Arc::new(FakeOAuth {
             clock: clock.clone(),
@@ -342,6 +370,7 @@ impl Rig {
             connector: Connector::new(config, ports),
             store,
             calls,
+            creates_or_deletes,
             oauth,
             clock,
             dir,
@@ -732,6 +761,35 @@ async fn a_refused_platform_app_is_a_failure_but_a_refused_byo_app_needs_reauth(
         .unwrap_err();
     assert_eq!(err.code, "connection_needs_reauth");
     assert_eq!(rig.record(byo).await.status, ConnectionStatus::NeedsReauth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deauthorization_during_the_refresh_is_not_undone_by_its_write() {
+    let rig = Rig::new(&[]).await;
+    rig.connection(ID, 10, "rt-0").await;
+    rig.oauth.script(&[Answer::SuccessAfterDeauthorization]);
+    let creates_or_deletes = rig.creates_or_deletes.load(Ordering::SeqCst);
+    let err = rig
+        .connector
+        .obtain_token(ID, TokenNeed::Usable)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "connection_revoked");
+    assert_eq!(rig.oauth.refreshes(), 1);
+    assert!(
+        rig.stored_secret(ID).await.is_none(),
+        "the deauthorized connection's credentials were re-created"
+    );
+    assert_eq!(rig.record(ID).await.status, ConnectionStatus::Revoked);
+    assert_eq!(
+        rig.creates_or_deletes.load(Ordering::SeqCst),
+        creates_or_deletes,
+        "the refresh created or deleted a secret (its IAM role may do neither)"
+    );
+    // Nothing is served for it from this container either.
+    let again = rig.connector.obtain_token(ID, TokenNeed::Usable).await;
+    assert_eq!(again.unwrap_err().code, "connection_revoked");
+    assert_eq!(rig.oauth.refreshes(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
