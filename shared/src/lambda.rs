@@ -14,9 +14,20 @@ pub async fn init() -> Result<Connector, lambda_http::Error> {
     Ok(Connector::aws(config).await)
 }
 
-/// Serves an HTTP function's router (API Gateway HTTP API, payload 2.0).
+/// Serves an HTTP function's router (API Gateway HTTP API, payload 2.0): each request runs
+/// under its invocation's deadline, with the path API Gateway routed on.
 pub async fn serve(router: axum::Router) -> Result<(), lambda_http::Error> {
-    lambda_http::run(tower::ServiceExt::map_request(router, with_route_path)).await
+    lambda_http::run(tower::service_fn(move |request: Request| {
+        let deadline = request
+            .lambda_context_ref()
+            .map(|context| crate::deadline::from_lambda(context.deadline()));
+        let request = with_route_path(request);
+        crate::deadline::within(
+            deadline,
+            tower::ServiceExt::oneshot(router.clone(), request),
+        )
+    }))
+    .await
 }
 
 /// API Gateway HTTP APIs hand the function `rawPath` already percent-decoded, so a meeting

@@ -765,3 +765,40 @@ async fn reconnect_a_byo_connection_without_typing_the_secret_again() {
     );
     assert_eq!(connection_count(&stack).await, 1);
 }
+
+/// Lambda stops a function at its deadline: the single-use code is only spent when the
+/// exchange, `/users/me` and storing the result all fit in the time left.
+#[tokio::test]
+async fn the_code_is_not_spent_without_time_to_finish() {
+    use zoom_connector::services::callback::{
+        CODE_EXCHANGE_BUDGET, CallbackErrorCode, CallbackParams,
+    };
+    let stack = stack(Backend::Local).await;
+    let (authorize, cookie) = start(&stack, json!({ "auth_type": "platform_app" })).await;
+    let z = stack.http.get(&authorize).send().await.unwrap();
+    assert_eq!(z.status(), 302);
+    let callback = z.headers()["location"].to_str().unwrap().to_owned();
+    let (cookie_name, cookie_value) = cookie.split_once('=').unwrap();
+    let params = CallbackParams {
+        code: query_param(&callback, "code"),
+        state: query_param(&callback, "state"),
+        error: None,
+        error_description: None,
+    };
+    let short =
+        tokio::time::Instant::now() + CODE_EXCHANGE_BUDGET - std::time::Duration::from_secs(1);
+    let outcome = zoom_connector::deadline::within(
+        Some(short),
+        stack.connector.complete_authorization(params, |name| {
+            (name == cookie_name).then(|| cookie_value.to_owned())
+        }),
+    )
+    .await;
+    assert_eq!(
+        outcome.result.unwrap_err(),
+        CallbackErrorCode::TemporarilyUnavailable
+    );
+    let counters = stack.sim.counters();
+    assert_eq!(counters.token_requests, 0, "the code was sent to Zoom");
+    assert_eq!(connection_count(&stack).await, 0);
+}

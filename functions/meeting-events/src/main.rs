@@ -10,8 +10,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let connector = connector.clone();
         async move {
+            let deadline = zoom_connector::deadline::from_lambda(event.context.deadline());
+            let work = handle_sqs_event(&connector, event.payload);
             Ok::<SqsBatchResponse, lambda_runtime::Error>(
-                handle_sqs_event(&connector, event.payload).await,
+                zoom_connector::deadline::within(Some(deadline), work).await,
             )
         }
     }))

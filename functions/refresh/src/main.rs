@@ -10,13 +10,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let connector = connector.clone();
         async move {
             // Stop before Lambda's deadline; what is left waits for the next run.
-            let remaining = event
-                .context
-                .deadline()
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or_default();
-            let deadline = tokio::time::Instant::now() + remaining;
-            Ok::<SweepReport, lambda_runtime::Error>(connector.run_sweep(deadline).await)
+            let deadline = zoom_connector::deadline::from_lambda(event.context.deadline());
+            let report =
+                zoom_connector::deadline::within(Some(deadline), connector.run_sweep(deadline));
+            Ok::<SweepReport, lambda_runtime::Error>(report.await)
         }
     }))
     .await

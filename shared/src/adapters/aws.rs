@@ -38,9 +38,9 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .retry_config(RetryConfig::standard().with_max_attempts(5))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(15))
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(crate::deadline::AWS_ATTEMPT_TIMEOUT)
+                .operation_timeout(crate::deadline::AWS_OPERATION_TIMEOUT)
                 .build(),
         )
         .load()

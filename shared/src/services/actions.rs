@@ -277,7 +277,7 @@ impl Connector {
             body: call.body.clone(),
             content_type: call.content_type.clone(),
             access_token,
-            timeout: ZOOM_API_TIMEOUT,
+            timeout: crate::deadline::capped(ZOOM_API_TIMEOUT),
         }
     }
 
@@ -296,10 +296,13 @@ impl Connector {
         api_base: &str,
         path: &str,
         access_token: &SecretString,
+        timeout: Duration,
     ) -> Result<T, ApiError> {
+        let mut request = self.request(api_base, &ZoomCall::get(path), access_token.clone());
+        request.timeout = crate::deadline::capped(timeout);
         let response = self
             .zoom
-            .send(self.request(api_base, &ZoomCall::get(path), access_token.clone()))
+            .send(request)
             .await
             .map_err(|e| transport_error(&e))?;
         if response.status >= 400 {

@@ -5,9 +5,11 @@
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::Connector;
+use std::time::Duration;
+
 use super::connect::{StoredState, binding_cookie_name};
 use super::events;
+use super::{Connector, ZOOM_OAUTH_TIMEOUT};
 use crate::domain::{
     AuthType, ClientCredentials, ConnectionRecord, ConnectionSecret, ConnectionStatus,
     ZoomIdentity, connection_secret_name, identity_key, new_connection_id,
@@ -110,6 +112,18 @@ pub fn classify_authorize_error(error: &str, description: Option<&str>) -> Callb
         CallbackErrorCode::AccessDenied
     }
 }
+
+/// `/users/me` right after the exchange: one light call.
+const USERS_ME_TIMEOUT: Duration = Duration::from_secs(5);
+/// Storing a new authorization (identity claim, secret, record, event): a handful of AWS
+/// operations, each bounded by the SDK's own timeouts, and all of them by this.
+const STORE_BUDGET: Duration = Duration::from_secs(12);
+/// The authorization code is single-use: it is only spent when the exchange, `/users/me` and
+/// storing the result all fit before the invocation's deadline. Otherwise the person gets
+/// `temporarily_unavailable` and can start again with the code unspent.
+pub const CODE_EXCHANGE_BUDGET: Duration = Duration::from_secs(
+    ZOOM_OAUTH_TIMEOUT.as_secs() + USERS_ME_TIMEOUT.as_secs() + STORE_BUDGET.as_secs(),
+);
 
 /// Maps an error of Zoom's token endpoint on the code exchange.
 pub fn classify_token_error(err: &OAuthError) -> CallbackErrorCode {
@@ -235,6 +249,14 @@ impl Connector {
             CallbackErrorCode::for_own_failure(&e)
         };
         let client = self.state_client(stored).await.map_err(internal)?;
+        if !crate::deadline::leaves(CODE_EXCHANGE_BUDGET) {
+            tracing::error!(
+                remaining_ms = crate::deadline::remaining().map(|d| d.as_millis() as u64),
+                event = "callback_out_of_time",
+                "not enough time left to exchange the code and store the result; code left unspent"
+            );
+            return Err(CallbackErrorCode::TemporarilyUnavailable);
+        }
         let tokens = self
             .oauth
             .exchange_code(
@@ -250,7 +272,12 @@ impl Connector {
             })?;
         let api_base = self.api_base(tokens.api_url.as_deref());
         let me = self
-            .zoom_json::<ZoomMe>(&api_base, "/users/me", &tokens.access_token)
+            .zoom_json::<ZoomMe>(
+                &api_base,
+                "/users/me",
+                &tokens.access_token,
+                USERS_ME_TIMEOUT,
+            )
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "reading the Zoom user failed");
@@ -276,11 +303,17 @@ impl Connector {
             scopes: tokens.scopes.clone(),
             api_url: tokens.api_url.clone(),
         };
-        let info = self
-            .store_authorization(stored, zoom, secret)
-            .await
-            .map_err(internal)?;
-        Ok(info)
+        let stored_in_time =
+            tokio::time::timeout(STORE_BUDGET, self.store_authorization(stored, zoom, secret))
+                .await;
+        let Ok(info) = stored_in_time else {
+            tracing::error!(
+                event = "callback_store_timeout",
+                "storing the new authorization took too long"
+            );
+            return Err(CallbackErrorCode::TemporarilyUnavailable);
+        };
+        info.map_err(internal)
     }
 
     /// The OAuth client named by the state.

@@ -132,6 +132,6 @@ impl Connector {
 }
 
 /// Zoom's token endpoint gets this long per call (also bounds the refresh lease).
-pub const ZOOM_OAUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const ZOOM_OAUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 /// Zoom's REST API gets this long per call.
 pub const ZOOM_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

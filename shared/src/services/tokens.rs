@@ -232,9 +232,20 @@ impl Connector {
         let request_token = sha256_hex(secret.refresh_token.expose());
         let mut delay = Duration::from_millis(200);
         for attempt in 1.. {
-            match self.secrets.update_secret(&name, &value, &request_token).await {
+            match self
+                .secrets
+                .update_secret(&name, &value, &request_token)
+                .await
+            {
                 Ok(written) => return Ok(written),
-                Err(e) if e.is_transient() && attempt < 8 => {
+                // Another attempt only when it can finish before the invocation's deadline.
+                Err(e)
+                    if e.is_transient()
+                        && attempt < 8
+                        && crate::deadline::leaves(
+                            delay.mul_f64(1.5) + crate::deadline::AWS_OPERATION_TIMEOUT,
+                        ) =>
+                {
                     tracing::warn!(connection_id = id, attempt, error = %e, "token write failed; retrying");
                     // Retries may outlast the lease: keep it, so no other process refreshes
                     // with the refresh token Zoom has already replaced.
