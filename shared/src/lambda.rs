@@ -195,4 +195,29 @@ mod tests {
         assert_eq!(request.uri().query(), Some("a=1"));
         assert_eq!(request.headers()["cookie"], "zc_state=abc");
     }
+
+    /// Behind a custom domain with an API mapping (`https://zoom.example.com/v1`), `rawPath`
+    /// carries the mapping's base path while the route does not: the router sees the route.
+    #[test]
+    fn a_custom_domain_base_path_does_not_reach_the_router() {
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "GET /connections/{id}",
+            "rawPath": "/v1/connections/conn_1",
+            "rawQueryString": "",
+            "headers": { "host": "zoom.example.com" },
+            "pathParameters": { "id": "conn_1" },
+            "requestContext": {
+                "domainName": "zoom.example.com",
+                "http": { "method": "GET", "path": "/v1/connections/conn_1", "protocol": "HTTP/1.1",
+                          "sourceIp": "192.0.2.1", "userAgent": "agent" },
+                "requestId": "id", "routeKey": "GET /connections/{id}", "stage": "$default",
+                "time": "12/Mar/2020:19:03:58 +0000", "timeEpoch": 1583348638390u64
+            },
+            "isBase64Encoded": false
+        });
+        let request = with_route_path(lambda_http::request::from_str(&event.to_string()).unwrap());
+        assert_eq!(request.uri().path(), "/connections/conn_1");
+        assert_eq!(request.uri().host(), Some("zoom.example.com"));
+    }
 }
