@@ -15,7 +15,16 @@ echo "== cargo test"
 export MOTO_PYTHON="$PWD/.venv/bin/python"
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+# The deployed-path tests run the functions' real binaries: build them first (tests never do).
+cargo build --workspace --bins
+target_dir="${CARGO_TARGET_DIR:-target}"
+rm -f "$target_dir"/deployed-aws-calls*.json
 cargo test --workspace --no-fail-fast
+
+echo "== IAM: every AWS call of the deployed-path tests against the functions' policies"
+# Each deployed test already failed on a call its function's policy would refuse; this lists
+# the grants no test used (and checks all runs together once more).
+.venv/bin/python tests/template/iam_calls.py "$target_dir/deployed-aws-calls.json"
 
 echo "== template: cfn-lint and checks"
 .venv/bin/cfn-lint template.yaml

@@ -3,6 +3,7 @@
 mod actions;
 mod browser;
 mod connect;
+mod deployed;
 mod events;
 mod faults;
 mod hostile;

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use e2e_tests::moto::moto;
 use e2e_tests::stack::{create_table, unique};
+use futures::StreamExt;
 use futures::future::join_all;
 use time::OffsetDateTime;
 use zoom_connector::adapters::aws::{AwsSecretStore, DynamoConnectionStore};
 use zoom_connector::adapters::local::LocalStore;
-use zoom_connector::domain::{AuthType, ConnectionRecord, ConnectionStatus, ZoomIdentity};
+use zoom_connector::domain::{
+    AuthType, ConnectionRecord, ConnectionStatus, ZoomIdentity, new_connection_id,
+};
 use zoom_connector::ports::{ConnectionStore, ItemKind, SecretStore};
 use zoom_connector::secret::SecretString;
 
@@ -295,6 +298,152 @@ async fn items_suite(store: Arc<dyn ConnectionStore>) {
         1,
         "single use"
     );
+}
+
+/// Every page of a listing, `page` at a time, following the last id as the service does.
+async fn list_all(
+    store: &Arc<dyn ConnectionStore>,
+    status: Option<ConnectionStatus>,
+    page: usize,
+) -> Vec<Vec<ConnectionRecord>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let records = store
+            .list_connections(status, after.as_deref(), page)
+            .await
+            .unwrap();
+        assert!(records.len() <= page, "a page never exceeds its limit");
+        let full = records.len() == page;
+        after = records.last().map(|r| r.id.clone());
+        pages.push(records);
+        if !full {
+            return pages;
+        }
+        assert!(pages.len() < 100, "the listing does not end");
+    }
+}
+
+/// 450 connections of three statuses, pages of 100: every id exactly once, in id order (the
+/// documented order, on both backends), with and without `status`; the small records beside
+/// them never show up; a position that is no id of ours resumes at the next id.
+async fn listing_suite(store: Arc<dyn ConnectionStore>) {
+    let statuses = [
+        ConnectionStatus::Active,
+        ConnectionStatus::Active,
+        ConnectionStatus::NeedsReauth,
+        ConnectionStatus::Active,
+        ConnectionStatus::Revoked,
+    ];
+    let made: Vec<(String, ConnectionStatus)> = (0..450)
+        .map(|i| (new_connection_id(), statuses[i % statuses.len()]))
+        .collect();
+    futures::stream::iter(made.iter())
+        .for_each_concurrent(16, |(id, status)| {
+            let store = store.clone();
+            async move {
+                assert!(
+                    store
+                        .put_connection(&record(id, *status, None), None)
+                        .await
+                        .unwrap()
+                );
+            }
+        })
+        .await;
+    // One of them changes status after its first write: it moves between status listings.
+    let (moved, _) = made[1].clone();
+    let mut rec = store.get_connection(&moved).await.unwrap().unwrap();
+    rec.status = ConnectionStatus::RefreshFailing;
+    assert!(store.put_connection(&rec, Some(rec.version)).await.unwrap());
+    let made: Vec<(String, ConnectionStatus)> = made
+        .into_iter()
+        .map(|(id, st)| {
+            let st = if id == moved {
+                ConnectionStatus::RefreshFailing
+            } else {
+                st
+            };
+            (id, st)
+        })
+        .collect();
+    // Small records in the same table are not connections.
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let v = serde_json::json!({ "x": 1 });
+    for kind in [ItemKind::Session, ItemKind::Identity, ItemKind::Idempotency] {
+        store
+            .create_item(kind, "listing", &v, Some(now + 600), now)
+            .await
+            .unwrap();
+    }
+
+    for status in [
+        None,
+        Some(ConnectionStatus::Active),
+        Some(ConnectionStatus::NeedsReauth),
+        Some(ConnectionStatus::RefreshFailing),
+        Some(ConnectionStatus::Pending),
+    ] {
+        let mut want: Vec<&str> = made
+            .iter()
+            .filter(|(_, st)| status.is_none_or(|s| s == *st))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        want.sort_unstable();
+        let pages = list_all(&store, status, 100).await;
+        assert_eq!(pages.len(), want.len() / 100 + 1, "{status:?}");
+        let got: Vec<&str> = pages.iter().flatten().map(|r| r.id.as_str()).collect();
+        assert_eq!(got, want, "{status:?}: every id once, in id order");
+        for r in pages.iter().flatten() {
+            assert!(status.is_none_or(|s| r.status == s), "{status:?}");
+        }
+    }
+
+    // Positions that are no id of ours (what a forged cursor could carry) are harmless.
+    let mut all: Vec<&str> = made.iter().map(|(id, _)| id.as_str()).collect();
+    all.sort_unstable();
+    let ids = |records: Vec<ConnectionRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    let from_start = ids(store.list_connections(None, Some(""), 3).await.unwrap());
+    assert_eq!(from_start, all[..3]);
+    let between = format!("{}0", all[199]);
+    let resumed = ids(store
+        .list_connections(None, Some(&between), 2)
+        .await
+        .unwrap());
+    assert_eq!(resumed, all[200..202]);
+    for beyond in ["conn_g", "~", "\u{10FFFF}"] {
+        assert!(
+            store
+                .list_connections(None, Some(beyond), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{beyond:?}"
+        );
+    }
+    assert!(
+        store
+            .list_connections(Some(ConnectionStatus::Active), Some("~"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_store_lists_in_id_order_across_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    listing_suite(Arc::new(LocalStore::open(dir.path()).unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_lists_from_its_index_in_id_order_across_pages() {
+    let sdk = moto().sdk_config().await;
+    let table = unique("listing");
+    create_table(&sdk, &table).await;
+    listing_suite(Arc::new(DynamoConnectionStore::new(&sdk, table))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -79,11 +79,72 @@ struct Rule {
     remaining: Option<u32>,
 }
 
-/// One request the proxy saw: its `X-Amz-Target` and whether a fault answered it.
+/// One request the proxy saw: its `X-Amz-Target`, whether a fault answered it, and the
+/// resource it names in its JSON body (see [`resource_of`]).
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub target: String,
     pub faulted: Option<AwsFault>,
+    pub resource: Option<String>,
+}
+
+/// An AWS call in IAM terms: `dynamodb:PutItem` on a table name, secret id, bus name or
+/// queue URL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct AwsCall {
+    pub action: String,
+    pub resource: String,
+}
+
+/// `DynamoDB_20120810.PutItem` → `dynamodb:PutItem` (the IAM action of an `X-Amz-Target`).
+pub fn iam_action(target: &str) -> String {
+    let (service, operation) = target.split_once('.').unwrap_or(("", target));
+    let service = match service {
+        "DynamoDB_20120810" => "dynamodb",
+        "AWSEvents" => "events",
+        "AmazonSQS" => "sqs",
+        other => other,
+    };
+    format!("{}:{operation}", service.to_ascii_lowercase())
+}
+
+/// The resource a JSON request body names: `TableName` (`<table>/index/<name>` with an
+/// `IndexName`; also inside transactions and batch `RequestItems`), `SecretId` / `Name`,
+/// `EventBusName` / `Entries[].EventBusName`, `QueueUrl`; several are joined with `,`.
+pub fn resource_of(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut found: Vec<String> = Vec::new();
+    let mut add = |v: &serde_json::Value| {
+        if let Some(s) = v.as_str()
+            && !found.iter().any(|f| f == s)
+        {
+            found.push(s.to_owned());
+        }
+    };
+    // A query on an index is granted on `<table>/index/<name>`, not on the table.
+    match (value["TableName"].as_str(), value["IndexName"].as_str()) {
+        (Some(table), Some(index)) => add(&format!("{table}/index/{index}").into()),
+        _ => add(&value["TableName"]),
+    }
+    for key in ["SecretId", "Name", "EventBusName", "QueueUrl"] {
+        add(&value[key]);
+    }
+    for item in value["TransactItems"].as_array().into_iter().flatten() {
+        for op in item.as_object().into_iter().flat_map(|o| o.values()) {
+            add(&op["TableName"]);
+        }
+    }
+    for table in value["RequestItems"]
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+    {
+        add(&serde_json::Value::String(table.clone()));
+    }
+    for entry in value["Entries"].as_array().into_iter().flatten() {
+        add(&entry["EventBusName"]);
+    }
+    (!found.is_empty()).then(|| found.join(","))
 }
 
 #[derive(Default)]
@@ -163,6 +224,18 @@ impl FaultProxy {
         self.lock().seen.clone()
     }
 
+    /// Every request seen so far as an IAM action and resource, oldest first.
+    pub fn calls(&self) -> Vec<AwsCall> {
+        self.lock()
+            .seen
+            .iter()
+            .map(|s| AwsCall {
+                action: iam_action(&s.target),
+                resource: s.resource.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+
     /// Requests seen whose target starts with `target`.
     pub fn count(&self, target: &str) -> usize {
         self.lock()
@@ -222,6 +295,10 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     let fault = {
         let mut inner = shared.inner.lock().unwrap_or_else(|p| p.into_inner());
         let fault = inner
@@ -241,6 +318,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         inner.seen.push(Seen {
             target: target.clone(),
             faulted: fault,
+            resource: resource_of(&body),
         });
         fault
     };
@@ -248,10 +326,6 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         return fault.answer(&target);
     }
 
-    let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
     let path = parts
         .uri
         .path_and_query()

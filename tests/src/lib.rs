@@ -2,6 +2,7 @@
 //! process per test binary, never skipped), the Zoom simulator, and a running connector on a
 //! loopback port with either store backend.
 
+pub mod deployed;
 pub mod faultproxy;
 pub mod moto;
 pub mod stack;

@@ -119,21 +119,41 @@ pub async fn create_table(sdk: &aws_config::SdkConfig, table: &str) {
         .attribute_definitions(attr("sk", ScalarAttributeType::S))
         .attribute_definitions(attr("refresh_shard", ScalarAttributeType::S))
         .attribute_definitions(attr("next_refresh_at", ScalarAttributeType::N))
+        .attribute_definitions(attr("id", ScalarAttributeType::S))
+        .attribute_definitions(attr("list_shard", ScalarAttributeType::S))
+        .attribute_definitions(attr("list_status", ScalarAttributeType::S))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(NEXT_REFRESH_INDEX)
-                .key_schema(key("refresh_shard", KeyType::Hash))
-                .key_schema(key("next_refresh_at", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .set_global_secondary_indexes(Some(
+            [
+                (NEXT_REFRESH_INDEX, "refresh_shard", "next_refresh_at"),
+                (
+                    zoom_connector::adapters::aws::LIST_INDEX,
+                    "list_shard",
+                    "id",
+                ),
+                (
+                    zoom_connector::adapters::aws::LIST_STATUS_INDEX,
+                    "list_status",
+                    "id",
+                ),
+            ]
+            .into_iter()
+            .map(|(name, hash, range)| {
+                GlobalSecondaryIndex::builder()
+                    .index_name(name)
+                    .key_schema(key(hash, KeyType::Hash))
+                    .key_schema(key(range, KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap()
+            })
+            .collect(),
+        ))
         .send()
         .await
         .expect("create table on moto");

@@ -3,14 +3,17 @@
 The deployed-path tests (tests/e2e/deployed.rs) run the functions' real binaries, record every
 AWS call each one makes (through a proxy in front of moto) and call this script with them:
 
-    python tests/template/iam_calls.py CALLS.json
+    python tests/template/iam_calls.py CALLS.json [--quiet]
 
-CALLS.json: {"stage": "it1", "table": "<table name>",
-             "calls": {"<binary>": [{"action": "dynamodb:PutItem", "resource": "<name>",
-                                      "index": "<index name, for queries>"}]}}
+CALLS.json: {"runs": [{"stage": "it1", "table": "<table name>",
+                       "calls": {"<binary>": [{"action": "dynamodb:PutItem",
+                                               "resource": "<table>[/index/<name>] | <secret id>
+                                                            | <bus name>"}]}}]}
+(one run per deployed stack; each stack names its resources for a stage of its own).
 
 A call the function's policy does not allow (as AWS would refuse it) fails (exit 1); grants
-that no call used are listed, so the policy can be trimmed or the gap in the tests seen.
+that no call of any run used are listed (unless --quiet), so the policy can be trimmed or the
+gap in the tests seen.
 """
 
 from __future__ import annotations
@@ -77,14 +80,13 @@ def _render(value, stage: str, arns: dict[str, str]) -> str:
     return f"unresolved:{value}"
 
 
-def call_arn(call: dict, table: str) -> str:
+def call_arn(call: dict) -> str:
     service = call["action"].split(":")[0]
     name = call["resource"]
     if name.startswith("arn:"):
         return name
     if service == "dynamodb":
-        arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
-        return f"{arn}/index/{call['index']}" if call.get("index") else arn
+        return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
     if service == "secretsmanager":
         return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}{SECRET_SUFFIX}"
     if service == "events":
@@ -92,8 +94,9 @@ def call_arn(call: dict, table: str) -> str:
     return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{name}"
 
 
-def grants(function: dict, stage: str, arns: dict[str, str]) -> list[tuple[str, str]]:
-    """(action, resource pattern) of every Allow statement of the function's inline policies."""
+def grants(function: dict, stage: str, arns: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(action, resource pattern, the resource as written) of every Allow statement of the
+    function's inline policies."""
     out = []
     for policy in function["Properties"].get("Policies", []) or []:
         if not isinstance(policy, dict):
@@ -103,7 +106,7 @@ def grants(function: dict, stage: str, arns: dict[str, str]) -> list[tuple[str, 
                 continue
             for action in _as_list(statement["Action"]):
                 for resource in _as_list(statement["Resource"]):
-                    out.append((action, _render(resource, stage, arns)))
+                    out.append((action, _render(resource, stage, arns), json.dumps(resource)))
     return out
 
 
@@ -111,30 +114,36 @@ def check(calls_file: Path, template_path: Path | None = None) -> tuple[list[str
     """(refused calls, unused grants)."""
     data = json.loads(calls_file.read_text(encoding="utf-8"))
     template = load_template(template_path) if template_path else load_template()
-    arns = resource_arns(template, data["stage"], data["table"])
     by_binary = {binary_of(fn): fn for fn in functions(template).values()}
-    refused, unused = [], []
-    for binary, calls in sorted(data["calls"].items()):
-        allowed = grants(by_binary[binary], data["stage"], arns)
-        used = set()
-        for call in calls:
-            arn = call_arn(call, data["table"])
-            match = [
-                (a, r)
-                for a, r in allowed
-                if fnmatch.fnmatchcase(call["action"], a) and fnmatch.fnmatchcase(arn, r)
-            ]
-            if not match:
-                refused.append(f"{binary}: {call['action']} on {arn}")
-            used.update(match)
-        unused += [f"{binary}: {a} on {r}" for a, r in allowed if (a, r) not in used]
+    refused, used = [], set()
+    for run in data["runs"]:
+        arns = resource_arns(template, run["stage"], run["table"])
+        for binary, calls in sorted(run["calls"].items()):
+            allowed = grants(by_binary[binary], run["stage"], arns)
+            for call in calls:
+                arn = call_arn(call)
+                match = [
+                    (binary, a, written)
+                    for a, r, written in allowed
+                    if fnmatch.fnmatchcase(call["action"], a) and fnmatch.fnmatchcase(arn, r)
+                ]
+                if not match:
+                    refused.append(f"{binary}: {call['action']} on {arn}")
+                used.update(match)
+    unused = [
+        f"{binary}: {a} on {written}"
+        for binary, fn in sorted(by_binary.items())
+        for a, _, written in grants(fn, "STAGE", resource_arns(template, "STAGE", "TABLE"))
+        if (binary, a, written) not in used
+    ]
     return sorted(set(refused)), unused
 
 
 def main() -> int:
     refused, unused = check(Path(sys.argv[1]))
-    for line in unused:
-        print(f"granted, not used by any test: {line}")
+    if "--quiet" not in sys.argv:
+        for line in unused:
+            print(f"granted, not used by any test: {line}")
     for line in refused:
         print(f"REFUSED by the function's IAM policy: {line}")
     return 1 if refused else 0

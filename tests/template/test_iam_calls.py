@@ -7,7 +7,7 @@ from iam_calls import check
 
 def run(tmp_path, calls):
     path = tmp_path / "calls.json"
-    path.write_text(json.dumps({"stage": "it1", "table": "tbl-1", "calls": calls}))
+    path.write_text(json.dumps({"runs": [{"stage": "it1", "table": "tbl-1", "calls": calls}]}))
     return check(path)
 
 
@@ -21,7 +21,7 @@ def test_calls_the_policies_allow_pass(tmp_path):
                 {"action": "events:PutEvents", "resource": "zoom-connector-it1"},
             ],
             "refresh": [
-                {"action": "dynamodb:Query", "resource": "tbl-1", "index": "next-refresh-index"},
+                {"action": "dynamodb:Query", "resource": "tbl-1/index/next-refresh-index"},
                 {"action": "secretsmanager:PutSecretValue", "resource": "zoom-connector/it1/connections/c"},
             ],
         },

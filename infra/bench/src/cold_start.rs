@@ -11,7 +11,7 @@ use crate::BenchError;
 use crate::counting_proxy::{AwsCall, CountingProxy, summarize};
 use crate::moto::{ACCESS_KEY, REGION, Resources, SECRET_KEY};
 use crate::processes::{Guarded, Memory};
-use crate::runtime_api::{Invocation, RuntimeApi, RuntimeEvent, http_event, http_status};
+use lambda_emulator::runtime_api::{Invocation, RuntimeApi, RuntimeEvent, http_event, http_status};
 use zoom_connector_bench::stats::median;
 
 pub const HELLO: &str = "hello-lambda";

@@ -9,12 +9,12 @@
 mod cold_start;
 mod counting_proxy;
 mod init_probe;
+mod listing;
 mod machine;
 mod moto;
 mod overhead;
 mod processes;
 mod report;
-mod runtime_api;
 mod seed;
 mod sweep;
 
@@ -94,6 +94,16 @@ enum Command {
         #[arg(long, default_value = "docs/benchmarks.md")]
         out: PathBuf,
     },
+    /// Only the listing figures (`GET /connections` from its indexes on moto); prints the
+    /// report's section.
+    Listing {
+        /// Connection records to seed (measured at a tenth of it and at all of it).
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        /// Timed runs of each page.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Times the steps of a function's init (run by `run` in a fresh process).
     InitProbe {
         /// `product`: the steps as `lambda::init` takes them; `lean`: the same with the
@@ -112,6 +122,7 @@ async fn main() -> ExitCode {
             sweep_n,
             out,
         } => run(Settings::new(quick, sweep_n), out).await,
+        Command::Listing { n, rounds } => listing_only(n, rounds).await,
         Command::InitProbe { variant } => init_probe::run(variant).await,
     };
     match outcome {
@@ -216,6 +227,20 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
         .map_err(|e| e.to_string());
     report.note_load("after sweep");
 
+    progress(&format!(
+        "listing: {} connections on moto, pages of {}",
+        settings.listing_n,
+        listing::PAGE
+    ));
+    report.listing = listing::run(
+        &moto.endpoint,
+        &[settings.listing_n / 10, settings.listing_n],
+        1,
+    )
+    .await
+    .map_err(|e| e.to_string());
+    report.note_load("after listing");
+
     report.total_secs = started.elapsed().as_secs_f64();
     let out = if out.is_absolute() {
         out
@@ -228,6 +253,21 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
         out.display(),
         report.total_secs
     ));
+    eprintln!("{}", report.summary_text());
+    Ok(())
+}
+
+/// `zoom-bench listing`: the listing figures alone, on a moto of their own.
+async fn listing_only(n: usize, rounds: usize) -> Result<(), BenchError> {
+    let root = workspace_root();
+    let mut report = Report::new(machine::Machine::collect(&root), Settings::new(false, None));
+    let moto = moto::Moto::start()?;
+    report.listing = listing::run(&moto.endpoint, &[(n / 10).max(1), n], rounds)
+        .await
+        .map_err(|e| e.to_string());
+    let mut out = String::new();
+    report.render_listing(&mut out);
+    println!("{out}");
     eprintln!("{}", report.summary_text());
     Ok(())
 }

@@ -4,10 +4,12 @@
 use std::fmt::Write;
 
 use crate::cold_start::{ColdSummary, FunctionMemory, HELLO, InitBreakdown};
+use crate::listing::ListingResult;
 use crate::machine::{Machine, Packages};
 use crate::overhead::{LevelResult, OverheadResult};
 use crate::processes::Memory;
 use crate::sweep::SweepResult;
+use zoom_connector::adapters::aws::LIST_SHARDS;
 use zoom_connector_bench::stats::Percentiles;
 
 /// Budgets of DESIGN.md "Performance budget".
@@ -45,6 +47,8 @@ pub struct Settings {
     pub requests_memory: usize,
     pub cold_rounds: usize,
     pub sweep_n: usize,
+    /// Connection records seeded for the listing figures (measured at a tenth and at all).
+    pub listing_n: usize,
 }
 
 impl Settings {
@@ -57,6 +61,7 @@ impl Settings {
                 requests_memory: 2000,
                 cold_rounds: 3,
                 sweep_n: sweep_n.unwrap_or(1000),
+                listing_n: 20_000,
             }
         } else {
             Self {
@@ -66,6 +71,7 @@ impl Settings {
                 requests_memory: 12_800,
                 cold_rounds: 9,
                 sweep_n: sweep_n.unwrap_or(10_000),
+                listing_n: 100_000,
             }
         }
     }
@@ -98,6 +104,7 @@ pub struct Report {
     pub init_breakdown: Result<InitBreakdown, String>,
     pub packages: Result<Packages, String>,
     pub sweep: Result<SweepResult, String>,
+    pub listing: Result<ListingResult, String>,
     pub loads: Vec<(String, String)>,
     pub total_secs: f64,
 }
@@ -153,6 +160,7 @@ impl Report {
             init_breakdown: Err("not run".into()),
             packages: Err("not run".into()),
             sweep: Err("not run".into()),
+            listing: Err("not run".into()),
             loads: Vec::new(),
             total_secs: 0.0,
         }
@@ -323,6 +331,53 @@ impl Report {
                 "—".into(),
             )),
         }
+        match &self.listing {
+            Ok(l) => {
+                let largest = l.sizes.iter().copied().max().unwrap_or(0);
+                let at = |size: usize| l.pages.iter().filter(move |p| p.table_size == size);
+                let max_calls = at(largest).map(|p| p.calls).max().unwrap_or(0);
+                let max_items = at(largest).map(|p| p.items_read).max().unwrap_or(0);
+                let flat = l.sizes.iter().all(|&size| {
+                    at(size).all(|p| {
+                        p.calls <= 2 * usize::from(LIST_SHARDS)
+                            && p.items_read <= 3 * crate::listing::PAGE as u64
+                    })
+                });
+                rows.push((
+                    format!(
+                        "Listing: DynamoDB calls / items read per page of {} ({} connections, any depth, with or without status)",
+                        crate::listing::PAGE,
+                        thousands(largest as u64)
+                    ),
+                    format!("≤ {max_calls} / ≤ {max_items}"),
+                    format!(
+                        "flat: ≤ {} / ≤ {}",
+                        2 * LIST_SHARDS,
+                        3 * crate::listing::PAGE
+                    ),
+                    Some(flat),
+                    l.scans
+                        .iter()
+                        .rev()
+                        .map(|s| {
+                            format!(
+                                "full scan: {} calls / {} items",
+                                s.calls,
+                                thousands(s.items_read)
+                            )
+                        })
+                        .next()
+                        .unwrap_or_else(|| "—".into()),
+                ));
+            }
+            Err(e) => rows.push((
+                "Listing".into(),
+                format!("not measured: {e}"),
+                "flat per page".into(),
+                None,
+                "—".into(),
+            )),
+        }
         match &self.function_memory {
             Ok(m) => rows.push((
                 format!(
@@ -394,6 +449,7 @@ impl Report {
         self.render_cold(&mut out);
         self.render_packages(&mut out);
         self.render_sweep(&mut out);
+        self.render_listing(&mut out);
         self.render_memory(&mut out);
         self.render_outside(&mut out);
         self.render_limits(&mut out);
@@ -740,6 +796,68 @@ impl Report {
                     "| Sweep time / budget 1.1 × N / TPS | {:.1} s / {:.1} s |\n",
                     s.sweep_secs, s.budget_secs
                 );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "Not measured: {e}\n");
+            }
+        }
+    }
+
+    /// The listing section alone (also what `zoom-bench listing` prints).
+    pub fn render_listing(&self, out: &mut String) {
+        let _ = writeln!(out, "## Listing connections\n");
+        let _ = writeln!(
+            out,
+            "`GET /connections` pages come from two sparse GSIs of the connections table: `list-index` \
+             (hash `list_shard`, {LIST_SHARDS} shards from a hash of the id; range `id`) and `list-status-index` \
+             (hash `{{status}}#{{shard}}`; range `id`). A page queries every shard of one index with \
+             `id > :after` and a small `Limit`, merges them in id order and reads on in a shard only when \
+             its buffer runs out. On moto, in the bench process: the records are seeded with \
+             `BatchWriteItem` (the items `put_connection` writes), one in five `needs_reauth`, the rest \
+             `active`; pages of {} are read through `DynamoConnectionStore::list_page` at two table sizes. \
+             Calls are the requests the counting proxy saw during the page; items read are the queries' \
+             `ScannedCount`, which read units are charged on. Times are moto's: its `Query` walks the whole \
+             table in Python, so they grow with the table here, unlike on DynamoDB where a query reads only \
+             what it returns. The last column group is the listing before the indexes: one filtered `Scan` \
+             of the whole table per page.\n",
+            crate::listing::PAGE
+        );
+        match &self.listing {
+            Ok(l) => {
+                let _ = writeln!(
+                    out,
+                    "Seeding: {:.0} s; `active` share {:.0} %.\n",
+                    l.seed_secs,
+                    l.active_share * 100.0
+                );
+                let _ = writeln!(
+                    out,
+                    "| Table size | Page | Returned | DynamoDB calls | Items read | Median time (moto) |\n|---|---|---|---|---|---|"
+                );
+                for p in &l.pages {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {:.0} ms |",
+                        thousands(p.table_size as u64),
+                        p.page,
+                        p.returned,
+                        p.calls,
+                        p.items_read,
+                        p.median_ms
+                    );
+                }
+                for s in &l.scans {
+                    let _ = writeln!(
+                        out,
+                        "| {} | before: one page by a filtered `Scan` | {} | {} | {} | {:.0} ms |",
+                        thousands(s.table_size as u64),
+                        crate::listing::PAGE,
+                        s.calls,
+                        thousands(s.items_read),
+                        s.secs * 1000.0
+                    );
+                }
+                let _ = writeln!(out);
             }
             Err(e) => {
                 let _ = writeln!(out, "Not measured: {e}\n");

@@ -4,11 +4,36 @@
 //! at moto.
 //!
 //! DynamoDB layout (one table, `pk`/`sk` strings):
-//! - connection: `pk = CONN#{id}`, `sk = CONN`, `kind`, `status`, `version`, `body` (JSON), and
-//!   while it is due for refreshes `refresh_shard = "due"` + `next_refresh_at`, the keys of the
-//!   sparse `next-refresh-index`;
+//! - connection: `pk = CONN#{id}`, `sk = CONN`, `kind`, `id`, `status`, `version`, `body`
+//!   (JSON), and while it is due for refreshes `refresh_shard = "due"` + `next_refresh_at`, the
+//!   keys of the sparse `next-refresh-index`; always `list_shard` and `list_status`, the keys of
+//!   the listing indexes below;
 //! - small records: `pk = {KIND}#{key}`, `sk = ITEM`, `value` (JSON), `version`, `expires_at`,
 //!   and `ttl` (same as `expires_at`, the table's TTL attribute).
+//!
+//! Listing (`GET /connections`), ordered by connection id (byte order, the same as the local
+//! store's `ORDER BY id`), served by two sparse GSIs that only connection records carry keys
+//! for (small records never appear in them):
+//! - `list-index`: hash `list_shard` (`"0"`..`"7"`, from a hash of the id, so writes spread over
+//!   [`LIST_SHARDS`] partitions and none is hot), range `id`;
+//! - `list-status-index`: hash `list_status = "{status}#{shard}"`, range `id`: `?status=active`
+//!   is a key condition on 8 partitions of that status only, never a read of the others.
+//!
+//! A page queries every shard with `id > :after` (a key condition: a seek, no matter how deep
+//! the page is) and a small `Limit`, merges the shards' pages in id order, and fetches more
+//! from a shard (with DynamoDB's `LastEvaluatedKey` as `ExclusiveStartKey`) only when its
+//! buffer runs out before the merge is done. The cost of a page is about `LIST_SHARDS` queries
+//! and 1.5 × `limit` items read, flat in the table's size and in the page's depth. The
+//! position between pages is the last id returned (the service wraps it in its opaque cursor):
+//! since every shard is ordered by id, that one id is each shard's resume point.
+//!
+//! Room for `?end_user_id=` the same way: a third sparse GSI, hash
+//! `list_end_user = "{end_user_id}"` (one end user's connections are few: no shards needed),
+//! range `id` (or `"{status}#{id}"` to combine with `status` by `begins_with`), written only for
+//! records with an end user; the page is then a single query.
+//!
+//! Records written before these indexes existed get `list_shard`/`list_status` on their next
+//! write; until then they are not listed (a one-off backfill rewrites them, see the report).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,7 +45,6 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
-use base64::Engine;
 
 use crate::domain::{ConnectionRecord, ConnectionStatus};
 use crate::error::StoreError;
@@ -28,6 +52,13 @@ use crate::ports::{ConnectionStore, EventBus, Item, ItemKind, SecretStore, Store
 use crate::secret::SecretString;
 
 pub const NEXT_REFRESH_INDEX: &str = "next-refresh-index";
+/// Connection records by `list_shard`, ordered by `id`.
+pub const LIST_INDEX: &str = "list-index";
+/// Connection records by `list_status` (`"{status}#{shard}"`), ordered by `id`.
+pub const LIST_STATUS_INDEX: &str = "list-status-index";
+/// How many partitions the listing indexes spread connection records over. Fixed: changing it
+/// means rewriting every record's `list_shard`/`list_status`.
+pub const LIST_SHARDS: u8 = 8;
 const DUE_SHARD: &str = "due";
 pub const EVENT_SOURCE: &str = "zoom-connector";
 
@@ -281,6 +312,73 @@ fn is_live(item: &Item, now: i64) -> bool {
     item.expires_at.is_none_or(|exp| exp > now)
 }
 
+/// The DynamoDB item of a connection record at `version`: keys, the attributes the indexes
+/// use (`list_shard`/`list_status` always, `refresh_shard`/`next_refresh_at` while due) and
+/// the record as JSON. Public so bulk loaders (the bench's seeding) write exactly what
+/// `put_connection` writes.
+pub fn connection_item(
+    record: &ConnectionRecord,
+    version: u64,
+) -> StoreResult<HashMap<String, AttributeValue>> {
+    let mut stored = record.clone();
+    stored.version = version;
+    let body = serde_json::to_string(&stored).map_err(|e| StoreError::Other(e.to_string()))?;
+    let shard = list_shard(&record.id);
+    let mut item: Attrs = HashMap::from([
+        ("pk".into(), s(connection_pk(&record.id))),
+        ("sk".into(), s("CONN")),
+        ("kind".into(), s("CONN")),
+        ("id".into(), s(&record.id)),
+        ("status".into(), s(record.status.as_str())),
+        ("version".into(), n(version)),
+        ("body".into(), s(body)),
+        // The listing indexes' keys (sparse: only connection records carry them).
+        ("list_shard".into(), s(shard.to_string())),
+        (
+            "list_status".into(),
+            s(list_status_key(record.status, shard)),
+        ),
+    ]);
+    if let Some(at) = record.next_refresh_at {
+        item.insert("refresh_shard".into(), s(DUE_SHARD));
+        item.insert("next_refresh_at".into(), n(at));
+    }
+    Ok(item)
+}
+
+/// The listing shard of a connection: a stable hash of its id (never changes for a record).
+pub fn list_shard(id: &str) -> u8 {
+    let hex = crate::secret::sha256_hex(id);
+    let first = u8::from_str_radix(&hex[..2], 16).unwrap_or(0);
+    first % LIST_SHARDS
+}
+
+fn list_status_key(status: ConnectionStatus, shard: u8) -> String {
+    format!("{}#{shard}", status.as_str())
+}
+
+/// Items per shard query: the shard's expected share of the page plus half again and a little
+/// (ids are uniform over shards), so most pages need one query per shard.
+fn list_shard_limit(limit: usize) -> usize {
+    let share = limit.div_ceil(usize::from(LIST_SHARDS));
+    (share + share / 2 + 2).min(limit)
+}
+
+/// What one listing page cost in DynamoDB: queries sent and items read (`ScannedCount`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListCost {
+    pub queries: u64,
+    pub items_read: u64,
+}
+
+/// One shard's state during a page merge.
+struct ShardPage {
+    shard: u8,
+    buffered: std::collections::VecDeque<ConnectionRecord>,
+    resume: Option<Attrs>,
+    done: bool,
+}
+
 impl DynamoConnectionStore {
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
@@ -289,64 +387,107 @@ impl DynamoConnectionStore {
         }
     }
 
-    fn encode_cursor(key: &Attrs) -> Option<String> {
-        get_s(key, "pk").map(|pk| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pk))
-    }
-
-    fn decode_cursor(cursor: &str) -> StoreResult<Attrs> {
-        let pk = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|pk| pk.starts_with("CONN#"))
-            .ok_or_else(|| StoreError::Other("invalid cursor".into()))?;
-        Ok(HashMap::from([
-            ("pk".into(), s(pk)),
-            ("sk".into(), s("CONN")),
-        ]))
-    }
-
-    /// A page of connections using DynamoDB's own pagination (the cursor is opaque).
-    pub async fn scan_connections(
+    /// A page of connections (ordered by id, after `after_id`, optionally of one status) from
+    /// the listing indexes, with what it cost.
+    pub async fn list_page(
         &self,
         status: Option<ConnectionStatus>,
-        cursor: Option<&str>,
+        after_id: Option<&str>,
         limit: usize,
-    ) -> StoreResult<(Vec<ConnectionRecord>, Option<String>)> {
-        let mut start = cursor.map(Self::decode_cursor).transpose()?;
-        let mut records = Vec::new();
-        loop {
-            let mut scan = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .limit((limit * 4).clamp(25, 1000) as i32)
-                .expression_attribute_names("#kind", "kind")
-                .expression_attribute_values(":conn", s("CONN"));
-            scan = match status {
-                Some(st) => scan
-                    .filter_expression("#kind = :conn AND #status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", s(st.as_str())),
-                None => scan.filter_expression("#kind = :conn"),
-            };
-            let out = scan
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Scan", &e))?;
-            for item in out.items() {
-                records.push(record_from(item)?);
-                if records.len() == limit {
-                    let next = Self::encode_cursor(item);
-                    return Ok((records, next));
+    ) -> StoreResult<(Vec<ConnectionRecord>, ListCost)> {
+        let mut cost = ListCost::default();
+        if limit == 0 {
+            return Ok((Vec::new(), cost));
+        }
+        // An empty position is the start (DynamoDB refuses an empty key condition value).
+        let after = after_id.filter(|a| !a.is_empty());
+        let per_shard = list_shard_limit(limit);
+        let mut shards: Vec<ShardPage> = (0..LIST_SHARDS)
+            .map(|shard| ShardPage {
+                shard,
+                buffered: std::collections::VecDeque::new(),
+                resume: None,
+                done: false,
+            })
+            .collect();
+        let mut records = Vec::with_capacity(limit);
+        while records.len() < limit {
+            // A shard with nothing buffered and more to read might hold the next smallest id:
+            // fetch its next page before picking (all such shards at once).
+            let pending: Vec<usize> = shards
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.buffered.is_empty() && !p.done)
+                .map(|(i, _)| i)
+                .collect();
+            if !pending.is_empty() {
+                let fetches = pending.iter().map(|&i| {
+                    let page = &shards[i];
+                    self.query_shard(status, after, page.shard, page.resume.clone(), per_shard)
+                });
+                let fetched = futures::future::try_join_all(fetches).await?;
+                for (i, (items, next, read)) in pending.into_iter().zip(fetched) {
+                    cost.queries += 1;
+                    cost.items_read += read;
+                    let page = &mut shards[i];
+                    page.buffered.extend(items);
+                    page.done = next.is_none();
+                    page.resume = next;
                 }
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok((records, None)),
+            let smallest = shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.buffered.front().map(|r| (i, r.id.as_str())))
+                .min_by(|a, b| a.1.cmp(b.1))
+                .map(|(i, _)| i);
+            match smallest.and_then(|i| shards[i].buffered.pop_front()) {
+                Some(record) => records.push(record),
+                None => break,
             }
         }
+        Ok((records, cost))
+    }
+
+    /// One query of one shard of a listing index: records, the `LastEvaluatedKey` to resume
+    /// from (`None`: the shard has no more), and the items DynamoDB read.
+    async fn query_shard(
+        &self,
+        status: Option<ConnectionStatus>,
+        after: Option<&str>,
+        shard: u8,
+        resume: Option<Attrs>,
+        limit: usize,
+    ) -> StoreResult<(Vec<ConnectionRecord>, Option<Attrs>, u64)> {
+        let (index, hash_key, hash_value) = match status {
+            Some(st) => (LIST_STATUS_INDEX, "list_status", list_status_key(st, shard)),
+            None => (LIST_INDEX, "list_shard", shard.to_string()),
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .expression_attribute_names("#h", hash_key)
+            .expression_attribute_values(":h", s(hash_value))
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(resume);
+        let query = match after {
+            Some(after) => query
+                .key_condition_expression("#h = :h AND #id > :after")
+                .expression_attribute_names("#id", "id")
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("#h = :h"),
+        };
+        let out = query.send().await.map_err(|e| classify("Query", &e))?;
+        let records = out
+            .items()
+            .iter()
+            .map(record_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let read = out.scanned_count().max(out.count()).max(0) as u64;
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((records, next, read))
     }
 }
 
@@ -376,22 +517,7 @@ impl ConnectionStore for DynamoConnectionStore {
         expected: Option<u64>,
     ) -> StoreResult<bool> {
         let version = expected.map_or(1, |v| v + 1);
-        let mut stored = record.clone();
-        stored.version = version;
-        let body = serde_json::to_string(&stored).map_err(|e| StoreError::Other(e.to_string()))?;
-        let mut item: Attrs = HashMap::from([
-            ("pk".into(), s(connection_pk(&record.id))),
-            ("sk".into(), s("CONN")),
-            ("kind".into(), s("CONN")),
-            ("id".into(), s(&record.id)),
-            ("status".into(), s(record.status.as_str())),
-            ("version".into(), n(version)),
-            ("body".into(), s(body)),
-        ]);
-        if let Some(at) = record.next_refresh_at {
-            item.insert("refresh_shard".into(), s(DUE_SHARD));
-            item.insert("next_refresh_at".into(), n(at));
-        }
+        let item = connection_item(record, version)?;
         let put = self
             .client
             .put_item()
@@ -429,26 +555,7 @@ impl ConnectionStore for DynamoConnectionStore {
         after_id: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<ConnectionRecord>> {
-        // Stable id order across pages: collect every match, sort, and cut. Listing is an
-        // operator/admin call; the refresh sweep never lists (it queries the index).
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let (page, next) = self
-                .scan_connections(status, cursor.as_deref(), 500)
-                .await?;
-            all.extend(page);
-            match next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(all
-            .into_iter()
-            .filter(|r| after_id.is_none_or(|after| r.id.as_str() > after))
-            .take(limit)
-            .collect())
+        Ok(self.list_page(status, after_id, limit).await?.0)
     }
 
     async fn due_connections(

@@ -254,7 +254,12 @@ impl ZoomOAuth for FakeOAuth {
             let version = record.version;
             record.status = ConnectionStatus::Revoked;
             record.next_refresh_at = None;
-            assert!(self.store.put_connection(&record, Some(version)).await.unwrap());
+            assert!(
+                self.store
+                    .put_connection(&record, Some(version))
+                    .await
+                    .unwrap()
+            );
         }
         match answer {
             Answer::Success | Answer::SuccessAfterDeauthorization => {

@@ -2,11 +2,18 @@
 //! `GET /2018-06-01/runtime/invocation/next`, `POST .../invocation/{id}/response`,
 //! `POST .../invocation/{id}/error` and `POST /2018-06-01/runtime/init/error`.
 //!
-//! The bench queues invocations and reads what happened, with the moment each thing
-//! happened, from [`RuntimeApi::next_event`]. The first `next` poll marks the end of init,
-//! as on Lambda (the `Init Duration` of a REPORT line ends there too).
+//! One emulator per function process, as each Lambda sandbox has its own endpoint. Two ways
+//! to use it:
+//! - the bench queues invocations ([`RuntimeApi::enqueue`]) and reads what happened, with the
+//!   moment each thing happened, from [`RuntimeApi::next_event`]. The first `next` poll marks
+//!   the end of init, as on Lambda (the `Init Duration` of a REPORT line ends there too);
+//! - the function pool calls [`RuntimeApi::invoke`] and awaits the answer of exactly that
+//!   invocation (correlated by its request id).
+//!
+//! The `lambda-runtime-deadline-ms` header carries the invocation's deadline (its timeout
+//! after delivery), which `lambda_runtime` exposes as `Context::deadline`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,9 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::sync::{Notify, mpsc};
-
-use crate::BenchError;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// One queued invocation.
 #[derive(Debug, Clone)]
@@ -65,8 +70,21 @@ pub enum RuntimeEvent {
     },
 }
 
+/// The function's answer to one invocation.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// `POST .../invocation/{id}/response`: the handler's result.
+    Response(Bytes),
+    /// `POST .../invocation/{id}/error`: the handler failed (a function error).
+    Error(Bytes),
+}
+
 struct ApiState {
     queue: Mutex<VecDeque<Invocation>>,
+    /// Invocations handed to the function and not answered yet.
+    delivered: Mutex<HashSet<String>>,
+    /// Who awaits the answer of an invocation ([`RuntimeApi::invoke`]).
+    waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     ready: Notify,
     events: mpsc::UnboundedSender<RuntimeEvent>,
     function_arn: String,
@@ -88,10 +106,12 @@ impl Drop for RuntimeApi {
 }
 
 impl RuntimeApi {
-    pub async fn start(function_name: &str) -> Result<Self, BenchError> {
+    pub async fn start(function_name: &str) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(ApiState {
             queue: Mutex::new(VecDeque::new()),
+            delivered: Mutex::new(HashSet::new()),
+            waiting: Mutex::new(HashMap::new()),
             ready: Notify::new(),
             events: tx,
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{function_name}"),
@@ -123,6 +143,17 @@ impl RuntimeApi {
             queue.push_back(invocation);
         }
         self.state.ready.notify_one();
+    }
+
+    /// Queues `invocation`; the receiver gets the function's answer to exactly it. (It never
+    /// resolves if the process dies first: the caller watches the process too.)
+    pub fn invoke(&self, invocation: Invocation) -> oneshot::Receiver<Answer> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut waiting) = self.state.waiting.lock() {
+            waiting.insert(invocation.id.clone(), tx);
+        }
+        self.enqueue(invocation);
+        rx
     }
 
     /// The next thing the function did, or `None` after `timeout`.
@@ -172,11 +203,39 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
             &uuid::Uuid::new_v4().simple().to_string()[..24]
         ),
     );
+    if let Ok(mut delivered) = state.delivered.lock() {
+        delivered.insert(invocation.id.clone());
+    }
     let _ = state.events.send(RuntimeEvent::Delivered {
         id: invocation.id,
         at: Instant::now(),
     });
     response
+}
+
+/// Hands the answer to its waiter; `false` when `id` was never delivered or already answered
+/// (Lambda answers that with `InvalidRequestID`).
+fn settle(state: &ApiState, id: &str, answer: Answer) -> bool {
+    let known = state
+        .delivered
+        .lock()
+        .map(|mut d| d.remove(id))
+        .unwrap_or(false);
+    if let Some(tx) = state.waiting.lock().ok().and_then(|mut w| w.remove(id)) {
+        let _ = tx.send(answer);
+    }
+    known
+}
+
+fn invalid_request_id() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({
+            "errorMessage": "Invalid request ID",
+            "errorType": "InvalidRequestID"
+        })),
+    )
+        .into_response()
 }
 
 fn accepted() -> Response {
@@ -193,6 +252,9 @@ async fn response(
     body: Bytes,
 ) -> Response {
     let at = Instant::now();
+    if !settle(&state, &id, Answer::Response(body.clone())) {
+        return invalid_request_id();
+    }
     let _ = state.events.send(RuntimeEvent::Response { id, at, body });
     accepted()
 }
@@ -204,6 +266,9 @@ async fn error(
     body: Bytes,
 ) -> Response {
     let at = Instant::now();
+    if !settle(&state, &id, Answer::Error(body.clone())) {
+        return invalid_request_id();
+    }
     let _ = state.events.send(RuntimeEvent::Error { id, at, body });
     accepted()
 }

@@ -1,0 +1,490 @@
+//! The deployed path for tests: each function's real binary (target/debug/<name>) in a pool
+//! of Lambda-like processes behind an API Gateway HTTP API emulator (lambda-emulator), with
+//! the Timeout, MemorySize, Environment and routes template.yaml gives it, against moto and the
+//! Zoom simulator. Each function reaches moto through its own recording proxy, so what it calls
+//! can be checked against its IAM policy: every stack adds its calls to
+//! `target/deployed-aws-calls.json` when it is dropped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use lambda_emulator::apigw::{ApiGateway, Route};
+use lambda_emulator::pool::{FunctionConfig, FunctionPool, Outcome};
+use zoom_connector::config::Config;
+use zoom_connector::services::Connector;
+use zoom_sim::{RunningSim, ZoomSim};
+
+use crate::faultproxy::{AwsCall, FaultProxy};
+use crate::stack::{
+    AwsResources, FlowResult, cookie_pair, create_bus_with_capture, create_table, ports_for,
+    seed_secrets, unique,
+};
+
+/// What template.yaml says about one function (tests/template/describe.py).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TemplateFunction {
+    pub resource: String,
+    pub timeout: u64,
+    pub memory: u32,
+    pub environment: Vec<String>,
+    pub routes: Vec<(String, String)>,
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("MOTO_PYTHON").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python")),
+        PathBuf::from,
+    )
+}
+
+/// The template's functions by binary name (read once per test binary).
+pub fn template_functions() -> &'static BTreeMap<String, TemplateFunction> {
+    static FUNCTIONS: OnceLock<BTreeMap<String, TemplateFunction>> = OnceLock::new();
+    FUNCTIONS.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/template/describe.py");
+        let output = std::process::Command::new(python())
+            .arg(script)
+            .output()
+            .unwrap_or_else(|e| panic!("{} {script}: {e}", python().display()));
+        assert!(
+            output.status.success(),
+            "{script} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("describe.py prints JSON")
+    })
+}
+
+/// `target/` and `target/debug/` of this test binary (`target/debug/deps/e2e-…`).
+fn target_dirs() -> (PathBuf, PathBuf) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .to_path_buf();
+    let target = profile
+        .parent()
+        .map_or_else(|| profile.clone(), PathBuf::from);
+    (target, profile)
+}
+
+/// A function binary built next to this test binary; never skipped when missing.
+pub fn function_binary(name: &str) -> PathBuf {
+    let binary = target_dirs().1.join(name);
+    assert!(
+        binary.is_file(),
+        "{} is missing: run cargo build --workspace --bins first",
+        binary.display()
+    );
+    binary
+}
+
+/// Changes to what the template gives the functions, for fault tests.
+#[derive(Debug, Clone, Default)]
+pub struct DeployedOptions {
+    timeouts: Vec<(&'static str, Duration)>,
+    env: Vec<(&'static str, &'static str, String)>,
+}
+
+impl DeployedOptions {
+    /// `function` gets `timeout` instead of the template's Timeout.
+    pub fn timeout(mut self, function: &'static str, timeout: Duration) -> Self {
+        self.timeouts.push((function, timeout));
+        self
+    }
+
+    /// `function` gets `name=value` on top of its environment.
+    pub fn env(mut self, function: &'static str, name: &'static str, value: &str) -> Self {
+        self.env.push((function, name, value.to_owned()));
+        self
+    }
+}
+
+pub const ACCESS_KEY: &str = "testing";
+pub const REGION: &str = "us-east-1";
+
+pub struct DeployedStack {
+    /// The API Gateway front (also the functions' CONNECTOR_PUBLIC_URL).
+    pub url: String,
+    pub api_key: String,
+    pub webhook_secret: String,
+    pub sim: ZoomSim,
+    pub running_sim: RunningSim,
+    /// A connector in the test process on the same moto resources, to seed and inspect.
+    pub connector: Connector,
+    pub aws: AwsResources,
+    /// A client that does not follow redirects.
+    pub http: reqwest::Client,
+    /// The stage the resources are named for (as template.yaml names them).
+    pub stage: String,
+    pools: HashMap<String, Arc<FunctionPool>>,
+    proxies: BTreeMap<String, FaultProxy>,
+    _gateway: ApiGateway,
+}
+
+impl DeployedStack {
+    pub async fn start() -> Self {
+        Self::start_with(DeployedOptions::default()).await
+    }
+
+    pub async fn start_with(options: DeployedOptions) -> Self {
+        let functions = template_functions();
+        let sim = ZoomSim::with_defaults();
+        sim.set_auto_approve(true);
+        let running_sim = sim.start().await.expect("start simulator");
+
+        // The names template.yaml gives the resources, for a stage of our own.
+        let stage = unique("e2e");
+        let prefix = format!("zoom-connector/{stage}");
+        let sdk = crate::moto::moto().sdk_config().await;
+        let table = format!("zoom-connector-{stage}-ConnectionsTable");
+        let bus = format!("zoom-connector-{stage}");
+        create_table(&sdk, &table).await;
+        let capture_queue_url = create_bus_with_capture(&sdk, &bus).await;
+        let aws = AwsResources {
+            sdk,
+            table,
+            bus,
+            prefix: prefix.clone(),
+            capture_queue_url,
+        };
+
+        let front = ApiGateway::bind().await.expect("bind the API front");
+        let test_values: HashMap<&str, String> = HashMap::from([
+            ("CONNECTIONS_TABLE", aws.table.clone()),
+            ("SECRETS_PREFIX", prefix.clone()),
+            ("EVENT_BUS_NAME", aws.bus.clone()),
+            ("PLATFORM_APP_SECRET_ID", format!("{prefix}/platform-app")),
+            ("CONNECTOR_SECRET_ID", format!("{prefix}/connector")),
+            ("CONNECTOR_PUBLIC_URL", front.url.clone()),
+            ("CONNECTOR_UI_ORIGINS", "https://app.example.com".to_owned()),
+            ("REFRESH_AHEAD_SECS", "300".to_owned()),
+            ("KEEPALIVE_HOURS", "24".to_owned()),
+            ("REFRESH_MODE", "lazy".to_owned()),
+            ("REFRESH_TPS", "40".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ]);
+        // Not in the template (production talks to zoom.us): the simulator.
+        let zoom = [
+            ("ZOOM_OAUTH_URL", running_sim.oauth_url()),
+            ("ZOOM_API_URL", running_sim.api_url()),
+        ];
+
+        let config = Config::from_lookup(
+            |k| {
+                test_values
+                    .get(k)
+                    .cloned()
+                    .or_else(|| zoom.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            },
+            None,
+        )
+        .expect("test config");
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let (ports, _) = ports_for(&config, Some(&aws), data_dir.path());
+        let connector = Connector::new(config, ports);
+        let api_key = zoom_connector::secret::random_token(24);
+        let webhook_secret = zoom_connector::secret::random_token(24);
+        seed_secrets(&connector, &api_key, &webhook_secret).await;
+
+        let log_dir = target_dirs().0.join("deployed-logs").join(&stage);
+        let mut pools = HashMap::new();
+        let mut proxies = BTreeMap::new();
+        let mut routes = Vec::new();
+        for (name, function) in functions {
+            let proxy = FaultProxy::in_front_of_moto().await;
+            let mut env: Vec<(String, String)> = function
+                .environment
+                .iter()
+                .map(|var| {
+                    let value = test_values.get(var.as_str()).unwrap_or_else(|| {
+                        panic!(
+                            "template.yaml gives {name} {var}: add a test value in tests/src/deployed.rs"
+                        )
+                    });
+                    (var.clone(), value.clone())
+                })
+                .collect();
+            env.extend(zoom.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+            env.extend(
+                [
+                    ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+                    ("AWS_SECRET_ACCESS_KEY", ACCESS_KEY),
+                    ("AWS_SESSION_TOKEN", "deployed-e2e"),
+                ]
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            );
+            env.push(("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint.clone()));
+            env.extend(
+                options
+                    .env
+                    .iter()
+                    .filter(|(f, _, _)| f == name)
+                    .map(|(_, k, v)| ((*k).to_owned(), v.clone())),
+            );
+            let timeout = options
+                .timeouts
+                .iter()
+                .find(|(f, _)| f == name)
+                .map_or(Duration::from_secs(function.timeout), |(_, t)| *t);
+            let pool = FunctionPool::new(FunctionConfig {
+                name: name.clone(),
+                binary: function_binary(name),
+                env,
+                timeout,
+                memory_mb: function.memory,
+                region: REGION.to_owned(),
+                max_instances: 4,
+                log_dir: log_dir.clone(),
+            });
+            pools.insert(name.clone(), Arc::new(pool));
+            proxies.insert(name.clone(), proxy);
+            routes.extend(
+                function
+                    .routes
+                    .iter()
+                    .map(|(method, path)| Route::new(method, path, name)),
+            );
+        }
+        let url = front.url.clone();
+        let gateway = front.serve(routes, pools.clone());
+        Self {
+            url,
+            api_key,
+            webhook_secret,
+            sim,
+            running_sim,
+            connector,
+            aws,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+            stage,
+            pools,
+            proxies,
+            _gateway: gateway,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// A request through the front with the API key.
+    pub fn backend(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.api_key)
+    }
+
+    /// Invokes a function directly, as an event source does (SQS, Scheduler).
+    pub async fn invoke(&self, function: &str, event: serde_json::Value) -> Outcome {
+        self.pools
+            .get(function)
+            .unwrap_or_else(|| panic!("no function {function} in template.yaml"))
+            .invoke(event)
+            .await
+    }
+
+    /// Processes started so far for `function`.
+    pub fn processes_started(&self, function: &str) -> usize {
+        self.pools
+            .get(function)
+            .map_or(0, |p| p.processes_started())
+    }
+
+    /// The AWS calls each function made so far.
+    pub fn aws_calls(&self) -> BTreeMap<String, Vec<AwsCall>> {
+        self.proxies
+            .iter()
+            .map(|(name, proxy)| (name.clone(), proxy.calls()))
+            .collect()
+    }
+
+    pub async fn create_session(&self, body: serde_json::Value) -> serde_json::Value {
+        let r = self
+            .backend(reqwest::Method::POST, "/connect/sessions")
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /connect/sessions");
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(status, 201, "create session: {text}");
+        serde_json::from_str(&text).expect("a session")
+    }
+
+    /// Follows a connect URL through the front to the simulator and back; `form` is posted
+    /// when the choice page shows. The binding cookie goes back with another one, so the
+    /// event's `cookies` array has two entries.
+    pub async fn run_flow(&self, connect_url: &str, form: Option<&[(&str, &str)]>) -> FlowResult {
+        let mut r = self
+            .http
+            .get(connect_url)
+            .send()
+            .await
+            .expect("GET connect_url");
+        if r.status() == 200 {
+            let form = form.expect("the choice page was shown but no form was given");
+            let session = url::Url::parse(connect_url)
+                .expect("connect_url")
+                .query_pairs()
+                .find(|(k, _)| k == "session")
+                .expect("a session parameter")
+                .1
+                .to_string();
+            let mut fields: Vec<(&str, &str)> = vec![("session", &session)];
+            fields.extend_from_slice(form);
+            r = self
+                .http
+                .post(self.url("/connect"))
+                .form(&fields)
+                .send()
+                .await
+                .expect("POST /connect");
+        }
+        let location = |r: &reqwest::Response| {
+            r.headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if r.status() != 302 {
+            return FlowResult {
+                status: r.status().as_u16(),
+                location: location(&r),
+                body: r.text().await.unwrap_or_default(),
+            };
+        }
+        let cookie = cookie_pair(&r).expect("a binding cookie");
+        let authorize = location(&r).expect("a redirect to Zoom");
+        let z = self.http.get(&authorize).send().await.expect("authorize");
+        assert_eq!(
+            z.status(),
+            302,
+            "simulator: {}",
+            z.text().await.unwrap_or_default()
+        );
+        let callback = location(&z).expect("a redirect to the callback");
+        assert!(callback.starts_with(&self.url), "{callback}");
+        let r = self
+            .http
+            .get(&callback)
+            .header("cookie", format!("unrelated=1; {cookie}"))
+            .send()
+            .await
+            .expect("GET /oauth/callback");
+        FlowResult {
+            status: r.status().as_u16(),
+            location: location(&r),
+            body: r.text().await.unwrap_or_default(),
+        }
+    }
+
+    /// Connects the simulator's current user with the platform app; the connection id.
+    pub async fn connect_platform(&self) -> String {
+        let s = self
+            .create_session(serde_json::json!({ "auth_type": "platform_app" }))
+            .await;
+        let result = self
+            .run_flow(s["connect_url"].as_str().expect("connect_url"), None)
+            .await;
+        assert_eq!(result.status, 200, "{}", result.body);
+        assert_eq!(result.data("data-status").as_deref(), Some("success"));
+        result.connection_id().expect("a connection id")
+    }
+
+    /// Events published so far (read from the bus's capture queue; each is read once).
+    pub async fn events(&self) -> Vec<(String, serde_json::Value)> {
+        let sqs = aws_sdk_sqs::Client::new(&self.aws.sdk);
+        let mut out = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(&self.aws.capture_queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(3600)
+                .send()
+                .await
+                .expect("read the capture queue");
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                let v: serde_json::Value =
+                    serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+                out.push((
+                    v["detail-type"].as_str().unwrap_or_default().to_owned(),
+                    v["detail"].clone(),
+                ));
+            }
+        }
+    }
+}
+
+/// One stack's AWS calls by function, in the form tests/template/iam_calls.py reads.
+#[derive(serde::Serialize)]
+struct RecordedRun {
+    stage: String,
+    table: String,
+    calls: BTreeMap<String, BTreeSet<AwsCall>>,
+}
+
+/// The runs of every stack of this test binary so far.
+static RECORDED: Mutex<Vec<RecordedRun>> = Mutex::new(Vec::new());
+
+fn write_runs(path: &std::path::Path, runs: &[RecordedRun]) {
+    let json = serde_json::json!({ "runs": runs });
+    std::fs::write(path, json.to_string()).expect("write the recorded AWS calls");
+}
+
+impl DeployedStack {
+    fn recorded_run(&self) -> RecordedRun {
+        RecordedRun {
+            stage: self.stage.clone(),
+            table: self.aws.table.clone(),
+            calls: self
+                .aws_calls()
+                .into_iter()
+                .map(|(name, calls)| (name, calls.into_iter().collect()))
+                .collect(),
+        }
+    }
+
+    /// Checks every AWS call this stack's functions made so far against each function's IAM
+    /// policy in template.yaml (tests/template/iam_calls.py): a call AWS would refuse fails.
+    pub fn assert_aws_calls_allowed_by_iam(&self) {
+        let path = target_dirs()
+            .0
+            .join(format!("deployed-aws-calls-{}.json", self.stage));
+        write_runs(&path, &[self.recorded_run()]);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/template/iam_calls.py");
+        let output = std::process::Command::new(python())
+            .args([script, &path.display().to_string(), "--quiet"])
+            .output()
+            .unwrap_or_else(|e| panic!("{} {script}: {e}", python().display()));
+        assert!(
+            output.status.success(),
+            "AWS calls the functions' IAM policies would refuse:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for DeployedStack {
+    fn drop(&mut self) {
+        let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+        recorded.push(self.recorded_run());
+        // Rewritten whole after each stack, so the file is complete whichever ends last;
+        // scripts/test.sh lists the grants no run used from it.
+        let path = target_dirs().0.join("deployed-aws-calls.json");
+        let json = serde_json::json!({ "runs": &*recorded });
+        let _ = std::fs::write(path, json.to_string());
+    }
+}
