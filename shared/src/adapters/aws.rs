@@ -479,7 +479,17 @@ impl DynamoConnectionStore {
                 .expression_attribute_values(":after", s(after)),
             None => query.key_condition_expression("#h = :h"),
         };
-        let out = query.send().await.map_err(|e| classify("Query", &e))?;
+        // A page queries every shard at once: each gets one retry, so one listing during an
+        // outage cannot spend the container's whole SDK retry quota (shared by every call).
+        let out = query
+            .customize()
+            .config_override(
+                aws_sdk_dynamodb::config::Builder::default()
+                    .retry_config(RetryConfig::standard().with_max_attempts(2)),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("Query", &e))?;
         let records = out
             .items()
             .iter()
