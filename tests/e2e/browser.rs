@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::response::Html;
+use e2e_tests::deployed::{DeployedOptions, DeployedStack};
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -140,31 +141,37 @@ async fn wait_for_window_count(client: &Client, n: usize) -> Vec<fantoccini::wd:
     panic!("expected {n} browser windows");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn byo_connect_in_a_popup_posts_the_connection_to_the_parent_page() {
-    // The UI lives on another origin (localhost vs 127.0.0.1), which must be allowed.
-    let ui_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ui_origin = format!(
-        "http://localhost:{}",
-        ui_listener.local_addr().unwrap().port()
-    );
-    let stack = TestStack::start(
-        StackOptions::new(Backend::Local).env("CONNECTOR_UI_ORIGINS", ui_origin.clone()),
-    )
-    .await;
-    stack.sim.set_auto_approve(false);
-    stack.sim.register_app("browser-client", "browser-secret");
-    stack.sim.allow_loopback_redirects("browser-client");
-    let session = stack.create_session(json!({})).await;
-    let page = parent_page(session["connect_url"].as_str().unwrap(), &stack.base_url);
-    let ui = tokio::spawn(async move {
-        let app =
-            axum::Router::new().route("/", axum::routing::get(move || async move { Html(page) }));
-        axum::serve(ui_listener, app).await.ok();
-    });
+/// Serves the integration UI's parent pages (path, page) on `listener`.
+fn serve_ui(
+    listener: tokio::net::TcpListener,
+    pages: Vec<(&'static str, String)>,
+) -> tokio::task::JoinHandle<()> {
+    let mut app = axum::Router::new();
+    for (path, page) in pages {
+        app = app.route(path, axum::routing::get(move || async move { Html(page) }));
+    }
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    })
+}
 
-    let (_driver, client) = start_browser().await;
-    client.goto(&format!("{ui_origin}/")).await.unwrap();
+/// A UI origin other than the connector's (localhost vs 127.0.0.1), with its listener.
+async fn ui_origin() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    (listener, origin)
+}
+
+/// The person's part: on the UI page, open the popup, pick "Bring your own" and type the app's
+/// credentials when `byo` is given (a platform-app session goes straight to Zoom), press Allow
+/// on the simulator's consent page; returns the message the parent page received.
+async fn connect_in_a_popup(
+    client: &Client,
+    ui_url: &str,
+    byo: Option<(&str, &str)>,
+    screenshots: bool,
+) -> serde_json::Value {
+    client.goto(ui_url).await.unwrap();
     let parent = client.window().await.unwrap();
     client
         .find(Locator::Css("#open"))
@@ -173,44 +180,43 @@ async fn byo_connect_in_a_popup_posts_the_connection_to_the_parent_page() {
         .click()
         .await
         .unwrap();
-    let windows = wait_for_window_count(&client, 2).await;
+    let windows = wait_for_window_count(client, 2).await;
     let popup = windows.into_iter().find(|w| *w != parent).unwrap();
     client.switch_to_window(popup).await.unwrap();
 
-    client
-        .wait()
-        .for_element(Locator::Css("#auth-byo"))
-        .await
-        .unwrap();
-    screenshot(&client, "choice-page.png").await;
-    client
-        .find(Locator::Css("#auth-byo"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#client_id"))
-        .await
-        .unwrap()
-        .send_keys("browser-client")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#client_secret"))
-        .await
-        .unwrap()
-        .send_keys("browser-secret")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#connect"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    if let Some((client_id, client_secret)) = byo {
+        client
+            .wait()
+            .for_element(Locator::Css("#auth-byo"))
+            .await
+            .unwrap();
+        if screenshots {
+            screenshot(client, "choice-page.png").await;
+        }
+        client
+            .find(Locator::Css("#auth-byo"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        for (field, value) in [("#client_id", client_id), ("#client_secret", client_secret)] {
+            client
+                .find(Locator::Css(field))
+                .await
+                .unwrap()
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        client
+            .find(Locator::Css("#connect"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
 
     // The simulator's consent page.
     client
@@ -223,7 +229,7 @@ async fn byo_connect_in_a_popup_posts_the_connection_to_the_parent_page() {
         .unwrap();
 
     // The result page posts to the opener and closes itself.
-    wait_for_window_count(&client, 1).await;
+    wait_for_window_count(client, 1).await;
     client.switch_to_window(parent).await.unwrap();
     let mut result = String::new();
     for _ in 0..100 {
@@ -243,6 +249,31 @@ async fn byo_connect_in_a_popup_posts_the_connection_to_the_parent_page() {
         .unwrap_or_else(|_| panic!("no postMessage arrived: {result}"));
     assert_eq!(message["type"], "zoom-connector");
     assert_eq!(message["status"], "success");
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn byo_connect_in_a_popup_posts_the_connection_to_the_parent_page() {
+    let (ui_listener, ui_origin) = ui_origin().await;
+    let stack = TestStack::start(
+        StackOptions::new(Backend::Local).env("CONNECTOR_UI_ORIGINS", ui_origin.clone()),
+    )
+    .await;
+    stack.sim.set_auto_approve(false);
+    stack.sim.register_app("browser-client", "browser-secret");
+    stack.sim.allow_loopback_redirects("browser-client");
+    let session = stack.create_session(json!({})).await;
+    let page = parent_page(session["connect_url"].as_str().unwrap(), &stack.base_url);
+    let ui = serve_ui(ui_listener, vec![("/", page)]);
+
+    let (_driver, client) = start_browser().await;
+    let message = connect_in_a_popup(
+        &client,
+        &format!("{ui_origin}/"),
+        Some(("browser-client", "browser-secret")),
+        true,
+    )
+    .await;
     let id = message["connection_id"].as_str().unwrap();
     let conn: serde_json::Value = stack
         .backend(reqwest::Method::GET, &format!("/connections/{id}"))
@@ -280,4 +311,61 @@ async fn byo_connect_in_a_popup_posts_the_connection_to_the_parent_page() {
 
     client.close().await.ok();
     ui.abort();
+}
+
+/// The same person, deployed: every page and redirect goes through the API Gateway front to
+/// the real connect and callback binaries (cookies in the event's `cookies` array, the BYO
+/// form base64-encoded), with the platform app and with a bring-your-own app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn both_app_types_connect_in_a_browser_through_api_gateway() {
+    let (ui_listener, ui_origin) = ui_origin().await;
+    let stack = DeployedStack::start_with(DeployedOptions::default().ui_origins(&ui_origin)).await;
+    stack.sim.set_auto_approve(false);
+    stack.sim.register_app("browser-client", "browser-secret");
+    stack.sim.allow_loopback_redirects("browser-client");
+    let platform = stack
+        .create_session(json!({ "auth_type": "platform_app" }))
+        .await;
+    let byo = stack.create_session(json!({})).await;
+    let ui = serve_ui(
+        ui_listener,
+        vec![
+            (
+                "/platform",
+                parent_page(platform["connect_url"].as_str().unwrap(), &stack.url),
+            ),
+            (
+                "/byo",
+                parent_page(byo["connect_url"].as_str().unwrap(), &stack.url),
+            ),
+        ],
+    );
+    let (_driver, client) = start_browser().await;
+    let mut seen = Vec::new();
+    for (path, app) in [
+        ("/platform", None),
+        ("/byo", Some(("browser-client", "browser-secret"))),
+    ] {
+        let message = connect_in_a_popup(&client, &format!("{ui_origin}{path}"), app, false).await;
+        seen.push(message["connection_id"].as_str().unwrap().to_owned());
+    }
+    ui.abort();
+    for (id, (auth_type, client_id)) in seen.iter().zip([
+        ("platform_app", zoom_sim::DEFAULT_CLIENT_ID),
+        ("byo_app", "browser-client"),
+    ]) {
+        let conn: serde_json::Value = stack
+            .backend(reqwest::Method::GET, &format!("/connections/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(conn["status"], "active", "{conn}");
+        assert_eq!(conn["auth_type"], auth_type, "{conn}");
+        assert_eq!(conn["client_id"], client_id, "{conn}");
+    }
+    client.close().await.ok();
+    stack.assert_aws_calls_allowed_by_iam();
 }

@@ -87,12 +87,19 @@ pub fn function_binary(name: &str) -> PathBuf {
 pub struct DeployedOptions {
     timeouts: Vec<(&'static str, Duration)>,
     env: Vec<(&'static str, &'static str, String)>,
+    ui_origins: Option<String>,
 }
 
 impl DeployedOptions {
     /// `function` gets `timeout` instead of the template's Timeout.
     pub fn timeout(mut self, function: &'static str, timeout: Duration) -> Self {
         self.timeouts.push((function, timeout));
+        self
+    }
+
+    /// `CONNECTOR_UI_ORIGINS` of every function (the integration UI's origins).
+    pub fn ui_origins(mut self, origins: &str) -> Self {
+        self.ui_origins = Some(origins.to_owned());
         self
     }
 
@@ -160,7 +167,13 @@ impl DeployedStack {
             ("PLATFORM_APP_SECRET_ID", format!("{prefix}/platform-app")),
             ("CONNECTOR_SECRET_ID", format!("{prefix}/connector")),
             ("CONNECTOR_PUBLIC_URL", front.url.clone()),
-            ("CONNECTOR_UI_ORIGINS", "https://app.example.com".to_owned()),
+            (
+                "CONNECTOR_UI_ORIGINS",
+                options
+                    .ui_origins
+                    .clone()
+                    .unwrap_or_else(|| "https://app.example.com".to_owned()),
+            ),
             ("REFRESH_AHEAD_SECS", "300".to_owned()),
             ("KEEPALIVE_HOURS", "24".to_owned()),
             ("REFRESH_MODE", "lazy".to_owned()),
