@@ -393,6 +393,7 @@ async fn a_timed_out_function_is_503_and_a_crashed_one_500() {
     )
     .await;
     let id = stack.connect_platform().await;
+    // The function stops its own Zoom calls before its deadline and answers itself.
     stack
         .sim
         .set_latency(FaultTarget::Api, Duration::from_secs(4));
@@ -403,11 +404,18 @@ async fn a_timed_out_function_is_503_and_a_crashed_one_500() {
         None,
     )
     .await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(json_of(&body)["code"], "zoom_unavailable", "{body}");
+    stack.sim.set_latency(FaultTarget::Api, Duration::ZERO);
+    // An AWS call slower than the time left (the SDK's own timeouts are longer): Lambda stops
+    // the function and API Gateway answers for it.
+    stack.slow_aws("actions", "DynamoDB_20120810.", Duration::from_millis(2500));
+    let (status, body) = call(&stack, Method::GET, &format!("/connections/{id}"), None).await;
     assert_eq!(
         (status, body.as_str()),
         (503, r#"{"message":"Service Unavailable"}"#)
     );
-    stack.sim.set_latency(FaultTarget::Api, Duration::ZERO);
+    stack.slow_aws("actions", "DynamoDB_20120810.", Duration::ZERO);
     // The killed process is replaced by a new one.
     let before = stack.processes_started("actions");
     let (status, body) = call(

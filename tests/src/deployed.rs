@@ -318,6 +318,17 @@ impl DeployedStack {
             .collect()
     }
 
+    /// Makes `function`'s AWS calls whose `X-Amz-Target` starts with `target` this slow (zero:
+    /// back to normal).
+    pub fn slow_aws(&self, function: &str, target: &str, delay: Duration) {
+        let proxy = &self.proxies[function];
+        proxy.clear();
+        if !delay.is_zero() {
+            let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+            proxy.inject(target, crate::faultproxy::AwsFault::SlowMs(ms), None);
+        }
+    }
+
     pub async fn create_session(&self, body: serde_json::Value) -> serde_json::Value {
         let r = self
             .backend(reqwest::Method::POST, "/connect/sessions")

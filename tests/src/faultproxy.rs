@@ -28,6 +28,8 @@ pub enum AwsFault {
     InternalError,
     /// 503 `ServiceUnavailable` (retryable).
     Unavailable,
+    /// Forwarded, after this many milliseconds (a service answering slowly).
+    SlowMs(u64),
 }
 
 const DYNAMODB: &str = "DynamoDB_20120810.";
@@ -56,7 +58,7 @@ impl AwsFault {
                 "com.amazonaws.dynamodb.v20120810#InternalServerError",
                 "Internal server error",
             ),
-            (Self::Unavailable, _) => (
+            (Self::Unavailable | Self::SlowMs(_), _) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "Service unavailable",
@@ -322,8 +324,10 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         });
         fault
     };
-    if let Some(fault) = fault {
-        return fault.answer(&target);
+    match fault {
+        Some(AwsFault::SlowMs(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Some(fault) => return fault.answer(&target),
+        None => {}
     }
 
     let path = parts

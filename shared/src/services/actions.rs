@@ -254,7 +254,8 @@ impl Connector {
                 Err(_) => true,
             };
             let delay = jittered(Duration::from_millis(200 << retries));
-            let fits = started.elapsed() + delay + ZOOM_API_TIMEOUT <= CALL_BUDGET;
+            let fits = started.elapsed() + delay + ZOOM_API_TIMEOUT <= CALL_BUDGET
+                && crate::deadline::leaves(delay + Duration::from_secs(1));
             if safe && retryable && retries < SAFE_RETRIES && fits {
                 retries += 1;
                 match &result {

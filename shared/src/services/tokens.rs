@@ -44,6 +44,11 @@ pub const LEASE_SECS: i64 = 30;
 const LEASE_WAIT: Duration = Duration::from_secs(15);
 /// Part of the lease kept for writing the new tokens after Zoom answered.
 const LEASE_WRITE_RESERVE: Duration = Duration::from_secs(10);
+/// A refresh is started only with this much of the invocation left: Zoom's answer (the
+/// token call, plus a second of slack) and two AWS writes (tokens, record).
+pub const REFRESH_BUDGET: Duration = Duration::from_secs(
+    super::ZOOM_OAUTH_TIMEOUT.as_secs() + 1 + 2 * crate::deadline::AWS_OPERATION_TIMEOUT.as_secs(),
+);
 /// Failures in a row before a connection shows `refresh_failing`.
 const FAILING_AFTER: u32 = 3;
 /// Ceiling of the back-off between refresh attempts of a failing connection.
@@ -536,7 +541,8 @@ impl Connector {
                 Some(_) => {}
                 None => return Err(self.credentials_missing(record).await),
             }
-            if started.elapsed() > LEASE_WAIT {
+            // Give up in time to answer: at the wait's end or the invocation's deadline.
+            if started.elapsed() > LEASE_WAIT || !crate::deadline::leaves(Duration::from_secs(1)) {
                 return Err(ApiError::unavailable(
                     "refresh_in_progress",
                     "Another refresh of this connection is taking long; retry shortly.",
@@ -598,6 +604,23 @@ impl Connector {
                 "sweep deadline near; refresh left for the next run"
             );
             return not_refreshed(&secret);
+        }
+        // Zoom rotates the refresh token as it answers: ask only when the answer can be stored
+        // before this invocation ends (a process stopped in between loses the connection).
+        if !crate::deadline::leaves(REFRESH_BUDGET) {
+            tracing::warn!(
+                connection_id = id,
+                event = "refresh_deferred",
+                "too little time left in this invocation to refresh and store; not started"
+            );
+            if secret.expires_at > self.now() {
+                return not_refreshed(&secret);
+            }
+            return Err(ApiError::unavailable(
+                "refresh_deferred",
+                "The access token needs a refresh that could not finish in time; retry.",
+            )
+            .with_retry_after(1));
         }
         let client = self.client_for(&secret).await?;
         // The call must end while the lease is ours, with time left to store its answer:

@@ -798,6 +798,38 @@ async fn a_deauthorization_during_the_refresh_is_not_undone_by_its_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_refresh_starts_that_could_not_be_stored_before_the_deadline() {
+    let rig = Rig::new(&[]).await;
+    rig.connection(ID, 10, "rt-0").await;
+    let short = Some(tokio::time::Instant::now() + REFRESH_BUDGET - Duration::from_secs(1));
+    // Still valid for a few seconds: served as it is, Zoom is not asked.
+    let got = crate::deadline::within(short, rig.connector.obtain_token(ID, TokenNeed::Usable))
+        .await
+        .unwrap();
+    assert!(!got.refreshed);
+    assert_eq!(rig.oauth.refreshes(), 0);
+    // Expired: a clear 503 to retry, still without asking Zoom.
+    rig.clock.advance(60);
+    rig.connector.tokens.forget(ID);
+    let err = crate::deadline::within(short, rig.connector.obtain_token(ID, TokenNeed::Usable))
+        .await
+        .unwrap_err();
+    assert_eq!((err.status.as_u16(), err.code), (503, "refresh_deferred"));
+    assert_eq!(rig.oauth.refreshes(), 0);
+    assert_eq!(
+        rig.stored_secret(ID).await.unwrap().refresh_token.expose(),
+        "rt-0"
+    );
+    // With the time it needs, the refresh runs.
+    let got = rig
+        .connector
+        .obtain_token(ID, TokenNeed::Usable)
+        .await
+        .unwrap();
+    assert!(got.refreshed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn if_due_refreshes_only_when_due() {
     let rig = Rig::new(&[]).await;
     rig.connection(ID, 3600, "rt-0").await;
