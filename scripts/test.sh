@@ -15,8 +15,9 @@ echo "== cargo test"
 export MOTO_PYTHON="$PWD/.venv/bin/python"
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
-# The deployed-path tests run the functions' real binaries: build them first (tests never do).
-cargo build --workspace --bins
+# The deployed-path tests run the functions' real binaries: build them first (tests never do),
+# with the tests in the same build so both share one feature set and nothing builds twice.
+cargo build --workspace --all-targets
 target_dir="${CARGO_TARGET_DIR:-target}"
 rm -f "$target_dir"/deployed-aws-calls*.json
 cargo test --workspace --no-fail-fast
