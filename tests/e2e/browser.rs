@@ -332,11 +332,11 @@ async fn both_app_types_connect_in_a_browser_through_api_gateway() {
         vec![
             (
                 "/platform",
-                parent_page(platform["connect_url"].as_str().unwrap(), &stack.url),
+                parent_page(platform["connect_url"].as_str().unwrap(), &stack.base_url),
             ),
             (
                 "/byo",
-                parent_page(byo["connect_url"].as_str().unwrap(), &stack.url),
+                parent_page(byo["connect_url"].as_str().unwrap(), &stack.base_url),
             ),
         ],
     );

@@ -59,7 +59,7 @@ async fn connect_with_the_platform_app_and_a_byo_app() {
     stack.sim.allow_loopback_redirects("byo-client");
     let session = stack.create_session(json!({})).await;
     let connect_url = session["connect_url"].as_str().unwrap();
-    assert!(connect_url.starts_with(&stack.url), "{connect_url}");
+    assert!(connect_url.starts_with(&stack.base_url), "{connect_url}");
     let result = stack
         .run_flow(
             connect_url,

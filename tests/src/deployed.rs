@@ -17,9 +17,9 @@ use zoom_connector::services::Connector;
 use zoom_sim::{RunningSim, ZoomSim};
 
 use crate::faultproxy::{AwsCall, FaultProxy};
+use crate::front::{Front, captured_events};
 use crate::stack::{
-    AwsResources, FlowResult, cookie_pair, create_bus_with_capture, create_table, ports_for,
-    seed_secrets, unique,
+    AwsResources, create_bus_with_capture, create_table, ports_for, seed_secrets, unique,
 };
 
 /// What template.yaml says about one function (tests/template/describe.py).
@@ -114,17 +114,15 @@ pub const ACCESS_KEY: &str = "testing";
 pub const REGION: &str = "us-east-1";
 
 pub struct DeployedStack {
-    /// The API Gateway front (also the functions' CONNECTOR_PUBLIC_URL).
-    pub url: String,
-    pub api_key: String,
+    /// The API Gateway front (its URL is also the functions' CONNECTOR_PUBLIC_URL), the API
+    /// key and a client; the flow helpers come from it.
+    pub front: Front,
     pub webhook_secret: String,
     pub sim: ZoomSim,
     pub running_sim: RunningSim,
     /// A connector in the test process on the same moto resources, to seed and inspect.
     pub connector: Connector,
     pub aws: AwsResources,
-    /// A client that does not follow redirects.
-    pub http: reqwest::Client,
     /// The stage the resources are named for (as template.yaml names them).
     pub stage: String,
     pools: HashMap<String, Arc<FunctionPool>>,
@@ -265,33 +263,17 @@ impl DeployedStack {
         let url = front.url.clone();
         let gateway = front.serve(routes, pools.clone());
         Self {
-            url,
-            api_key,
+            front: Front::new(url, api_key),
             webhook_secret,
             sim,
             running_sim,
             connector,
             aws,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("an HTTP client"),
             stage,
             pools,
             proxies,
             _gateway: gateway,
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    /// A request through the front with the API key.
-    pub fn backend(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, self.url(path))
-            .bearer_auth(&self.api_key)
     }
 
     /// Invokes a function directly, as an event source does (SQS, Scheduler).
@@ -329,145 +311,11 @@ impl DeployedStack {
         }
     }
 
-    pub async fn create_session(&self, body: serde_json::Value) -> serde_json::Value {
-        let r = self
-            .backend(reqwest::Method::POST, "/connect/sessions")
-            .json(&body)
-            .send()
-            .await
-            .expect("POST /connect/sessions");
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        assert_eq!(status, 201, "create session: {text}");
-        serde_json::from_str(&text).expect("a session")
-    }
-
-    /// Follows a connect URL through the front to the simulator and back; `form` is posted
-    /// when the choice page shows. The binding cookie goes back with another one, so the
-    /// event's `cookies` array has two entries.
-    pub async fn run_flow(&self, connect_url: &str, form: Option<&[(&str, &str)]>) -> FlowResult {
-        let mut r = self
-            .http
-            .get(connect_url)
-            .send()
-            .await
-            .expect("GET connect_url");
-        if r.status() == 200 {
-            let form = form.expect("the choice page was shown but no form was given");
-            let session = url::Url::parse(connect_url)
-                .expect("connect_url")
-                .query_pairs()
-                .find(|(k, _)| k == "session")
-                .expect("a session parameter")
-                .1
-                .to_string();
-            let mut fields: Vec<(&str, &str)> = vec![("session", &session)];
-            fields.extend_from_slice(form);
-            r = self
-                .http
-                .post(self.url("/connect"))
-                .form(&fields)
-                .send()
-                .await
-                .expect("POST /connect");
-        }
-        let location = |r: &reqwest::Response| {
-            r.headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        if r.status() != 302 {
-            return FlowResult {
-                status: r.status().as_u16(),
-                location: location(&r),
-                body: r.text().await.unwrap_or_default(),
-            };
-        }
-        let cookie = cookie_pair(&r).expect("a binding cookie");
-        let authorize = location(&r).expect("a redirect to Zoom");
-        let z = self.http.get(&authorize).send().await.expect("authorize");
-        assert_eq!(
-            z.status(),
-            302,
-            "simulator: {}",
-            z.text().await.unwrap_or_default()
-        );
-        let callback = location(&z).expect("a redirect to the callback");
-        assert!(callback.starts_with(&self.url), "{callback}");
-        let r = self
-            .http
-            .get(&callback)
-            .header("cookie", format!("unrelated=1; {cookie}"))
-            .send()
-            .await
-            .expect("GET /oauth/callback");
-        FlowResult {
-            status: r.status().as_u16(),
-            location: location(&r),
-            body: r.text().await.unwrap_or_default(),
-        }
-    }
-
-    /// Connects the simulator's current user with the platform app; the connection id.
-    pub async fn connect_platform(&self) -> String {
-        let s = self
-            .create_session(serde_json::json!({ "auth_type": "platform_app" }))
-            .await;
-        let result = self
-            .run_flow(s["connect_url"].as_str().expect("connect_url"), None)
-            .await;
-        assert_eq!(result.status, 200, "{}", result.body);
-        assert_eq!(result.data("data-status").as_deref(), Some("success"));
-        result.connection_id().expect("a connection id")
-    }
-
     /// Events published so far (read from the bus's capture queue; each is read once).
     pub async fn events(&self) -> Vec<(String, serde_json::Value)> {
-        let sqs = aws_sdk_sqs::Client::new(&self.aws.sdk);
-        let mut out = Vec::new();
-        loop {
-            let got = sqs
-                .receive_message()
-                .queue_url(&self.aws.capture_queue_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(3600)
-                .send()
-                .await
-                .expect("read the capture queue");
-            let messages = got.messages.unwrap_or_default();
-            if messages.is_empty() {
-                return out;
-            }
-            for m in messages {
-                let v: serde_json::Value =
-                    serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
-                out.push((
-                    v["detail-type"].as_str().unwrap_or_default().to_owned(),
-                    v["detail"].clone(),
-                ));
-            }
-        }
+        captured_events(&self.aws.sdk, &self.aws.capture_queue_url).await
     }
-}
 
-/// One stack's AWS calls by function, in the form tests/template/iam_calls.py reads.
-#[derive(serde::Serialize)]
-struct RecordedRun {
-    stage: String,
-    table: String,
-    calls: BTreeMap<String, BTreeSet<AwsCall>>,
-}
-
-/// The runs of every stack of this test binary so far.
-static RECORDED: Mutex<Vec<RecordedRun>> = Mutex::new(Vec::new());
-
-fn write_runs(path: &std::path::Path, runs: &[RecordedRun]) {
-    let json = serde_json::json!({ "runs": runs });
-    std::fs::write(path, json.to_string()).expect("write the recorded AWS calls");
-}
-
-impl DeployedStack {
     fn recorded_run(&self) -> RecordedRun {
         RecordedRun {
             stage: self.stage.clone(),
@@ -498,6 +346,30 @@ impl DeployedStack {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+}
+
+/// One stack's AWS calls by function, in the form tests/template/iam_calls.py reads.
+#[derive(serde::Serialize)]
+struct RecordedRun {
+    stage: String,
+    table: String,
+    calls: BTreeMap<String, BTreeSet<AwsCall>>,
+}
+
+/// The runs of every stack of this test binary so far.
+static RECORDED: Mutex<Vec<RecordedRun>> = Mutex::new(Vec::new());
+
+fn write_runs(path: &std::path::Path, runs: &[RecordedRun]) {
+    let json = serde_json::json!({ "runs": runs });
+    std::fs::write(path, json.to_string()).expect("write the recorded AWS calls");
+}
+
+impl std::ops::Deref for DeployedStack {
+    type Target = Front;
+
+    fn deref(&self) -> &Front {
+        &self.front
     }
 }
 

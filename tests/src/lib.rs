@@ -4,6 +4,7 @@
 
 pub mod deployed;
 pub mod faultproxy;
+pub mod front;
 pub mod moto;
 pub mod stack;
 

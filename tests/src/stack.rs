@@ -19,6 +19,9 @@ use zoom_connector::secret::SecretString;
 use zoom_connector::services::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 use zoom_sim::{RunningSim, ZoomSim};
 
+pub use crate::front::{FlowResult, cookie_pair};
+use crate::front::{Front, captured_events};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Local,
@@ -67,19 +70,26 @@ pub struct AwsResources {
 }
 
 pub struct TestStack {
-    pub base_url: String,
-    pub api_key: String,
+    /// The routers' URL, the API key and a client (`stack.connect_platform()` and the other
+    /// flow helpers come from it).
+    pub front: Front,
     pub webhook_secret: String,
     pub sim: ZoomSim,
     pub running_sim: RunningSim,
     pub connector: Connector,
-    /// A client that does not follow redirects.
-    pub http: reqwest::Client,
     pub backend: Backend,
     pub aws: Option<AwsResources>,
     pub local_store: Option<LocalStore>,
     pub data_dir: Arc<tempfile::TempDir>,
     server: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for TestStack {
+    type Target = Front;
+
+    fn deref(&self) -> &Front {
+        &self.front
+    }
 }
 
 impl Drop for TestStack {
@@ -264,33 +274,17 @@ impl TestStack {
             axum::serve(listener, router).await.ok();
         });
         Self {
-            base_url,
-            api_key,
+            front: Front::new(base_url, api_key),
             webhook_secret,
             sim,
             running_sim,
             connector,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
             backend: options.backend,
             aws,
             local_store,
             data_dir,
             server,
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base_url, path)
-    }
-
-    /// A request to a backend route with the API key.
-    pub fn backend(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, self.url(path))
-            .bearer_auth(&self.api_key)
     }
 
     /// Events published so far, oldest first: `(detail_type, detail)`.
@@ -303,33 +297,7 @@ impl TestStack {
                 .into_iter()
                 .map(|e| (e.detail_type, e.detail))
                 .collect(),
-            (None, Some(aws)) => {
-                let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
-                let mut out = Vec::new();
-                loop {
-                    let got = sqs
-                        .receive_message()
-                        .queue_url(&aws.capture_queue_url)
-                        .max_number_of_messages(10)
-                        .visibility_timeout(3600)
-                        .send()
-                        .await
-                        .unwrap();
-                    let msgs = got.messages.unwrap_or_default();
-                    if msgs.is_empty() {
-                        break;
-                    }
-                    for m in msgs {
-                        let v: serde_json::Value =
-                            serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap();
-                        out.push((
-                            v["detail-type"].as_str().unwrap_or_default().to_owned(),
-                            v["detail"].clone(),
-                        ));
-                    }
-                }
-                out
-            }
+            (None, Some(aws)) => captured_events(&aws.sdk, &aws.capture_queue_url).await,
             _ => Vec::new(),
         }
     }
@@ -401,137 +369,6 @@ pub async fn seed_secrets(connector: &Connector, api_key: &str, webhook_secret: 
         .unwrap();
 }
 
-/// A finished connect flow through the real routers (simulator on auto-approve).
-#[derive(Debug)]
-pub struct FlowResult {
-    pub status: u16,
-    pub body: String,
-    pub location: Option<String>,
-}
-
-impl FlowResult {
-    pub fn data(&self, attr: &str) -> Option<String> {
-        let needle = format!("{attr}=\"");
-        let start = self.body.find(&needle)? + needle.len();
-        let end = self.body[start..].find('"')? + start;
-        Some(self.body[start..end].to_owned())
-    }
-
-    pub fn connection_id(&self) -> Option<String> {
-        self.data("data-connection-id")
-    }
-
-    pub fn error_code(&self) -> Option<String> {
-        self.data("data-error-code")
-    }
-}
-
-fn location(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// The `name=value` part of a `Set-Cookie`.
-pub fn cookie_pair(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("zc_bind_"))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_owned)
-}
-
-impl TestStack {
-    pub async fn create_session(&self, body: serde_json::Value) -> serde_json::Value {
-        let r = self
-            .backend(reqwest::Method::POST, "/connect/sessions")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            201,
-            "create session: {}",
-            r.text().await.unwrap_or_default()
-        );
-        r.json().await.unwrap()
-    }
-
-    /// Follows a connect URL to Zoom and back; `form` is posted when the choice page shows.
-    pub async fn run_flow(&self, connect_url: &str, form: Option<&[(&str, &str)]>) -> FlowResult {
-        let mut r = self.http.get(connect_url).send().await.unwrap();
-        if r.status() == 200 {
-            let form = form.expect("the choice page was shown but no form was given");
-            let session = url::Url::parse(connect_url)
-                .unwrap()
-                .query_pairs()
-                .find(|(k, _)| k == "session")
-                .unwrap()
-                .1
-                .to_string();
-            let mut fields: Vec<(&str, &str)> = vec![("session", &session)];
-            fields.extend_from_slice(form);
-            r = self
-                .http
-                .post(self.url("/connect"))
-                .form(&fields)
-                .send()
-                .await
-                .unwrap();
-        }
-        if r.status() != 302 {
-            return FlowResult {
-                status: r.status().as_u16(),
-                location: location(&r),
-                body: r.text().await.unwrap_or_default(),
-            };
-        }
-        let cookie = cookie_pair(&r);
-        let authorize = location(&r).unwrap();
-        let z = self.http.get(&authorize).send().await.unwrap();
-        assert_eq!(
-            z.status(),
-            302,
-            "simulator authorize: {}",
-            z.text().await.unwrap_or_default()
-        );
-        let callback = location(&z).unwrap();
-        self.callback(&callback, cookie.as_deref()).await
-    }
-
-    pub async fn callback(&self, callback_url: &str, cookie: Option<&str>) -> FlowResult {
-        let mut req = self.http.get(callback_url);
-        if let Some(c) = cookie {
-            req = req.header("cookie", c);
-        }
-        let r = req.send().await.unwrap();
-        FlowResult {
-            status: r.status().as_u16(),
-            location: location(&r),
-            body: r.text().await.unwrap_or_default(),
-        }
-    }
-
-    /// Connects the simulator's current user with the platform app; returns the connection id.
-    pub async fn connect_platform(&self) -> String {
-        let s = self
-            .create_session(serde_json::json!({ "auth_type": "platform_app" }))
-            .await;
-        let result = self
-            .run_flow(s["connect_url"].as_str().unwrap(), None)
-            .await;
-        assert_eq!(result.status, 200, "{}", result.body);
-        result
-            .connection_id()
-            .expect("connection id on the success page")
-    }
-}
-
-/// A router served on its own loopback port (e.g. a second "container"'s function); the
 /// server stops when this is dropped.
 pub struct Served {
     pub base_url: String,
