@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use e2e_tests::deployed::{DeployedOptions, DeployedStack};
+use e2e_tests::deployed::{DeployedOptions, DeployedStack, sqs_record};
 use e2e_tests::stack::unique;
 use lambda_emulator::pool::Outcome;
 use reqwest::Method;
@@ -273,26 +273,6 @@ async fn webhooks_validate_the_url_and_revoke_on_deauthorization() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     assert_eq!(status_of(&stack, &id).await, "revoked");
     stack.assert_aws_calls_allowed_by_iam();
-}
-
-/// An SQS record as Lambda's event source mapping delivers it.
-fn sqs_record(message_id: &str, body: &str) -> Value {
-    json!({
-        "messageId": message_id,
-        "receiptHandle": format!("AQEB{}", unique("receipt")),
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1764504000000",
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1764504000001"
-        },
-        "messageAttributes": {},
-        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:zoom-connector-e2e-meetings",
-        "awsRegion": "us-east-1"
-    })
 }
 
 fn meeting_event(key: &str, connection_id: &str) -> String {

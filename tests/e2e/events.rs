@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e_tests::deployed::sqs_record;
 use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for, unique};
 use futures::future::join_all;
 use serde_json::{Value, json};
@@ -494,25 +495,6 @@ async fn local_eventbridge_envelope_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aws_eventbridge_envelope_is_accepted() {
     eventbridge_envelope_is_accepted(Backend::Aws).await;
-}
-
-fn sqs_record(message_id: &str, body: &str) -> Value {
-    json!({
-        "messageId": message_id,
-        "receiptHandle": format!("AQEB-{message_id}"),
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1764504000000",
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1764504000001"
-        },
-        "messageAttributes": {},
-        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:zoom-meeting-events",
-        "awsRegion": "eu-west-1"
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -384,3 +384,23 @@ impl Drop for DeployedStack {
         let _ = std::fs::write(path, json.to_string());
     }
 }
+
+/// An SQS record as Lambda's event source mapping delivers it.
+pub fn sqs_record(message_id: &str, body: &str) -> serde_json::Value {
+    serde_json::json!({
+        "messageId": message_id,
+        "receiptHandle": format!("AQEB{}", unique("receipt")),
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1764504000000",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1764504000001"
+        },
+        "messageAttributes": {},
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:zoom-connector-e2e-meetings",
+        "awsRegion": "us-east-1"
+    })
+}
