@@ -140,6 +140,18 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(&public_default),
     )?;
     let public_url = config.public_url.as_str().trim_end_matches('/').to_owned();
+    // Behind API Gateway a base path (a custom domain's API mapping) is fine: the functions
+    // route on the matched route. This stack serves every route at the root of its port.
+    if config.public_url.path() != "/" && !config.public_url.path().is_empty() {
+        return Err(format!(
+            "CONNECTOR_PUBLIC_URL {public_url} has a path ({}): the local stack serves its routes \
+             at the root of its port, so links and the OAuth redirect would miss them. Use a URL \
+             without a path (e.g. http://127.0.0.1:{}).",
+            config.public_url.path(),
+            args.port
+        )
+        .into());
+    }
 
     let (connector, events) = match args.store {
         StoreKind::Local => {

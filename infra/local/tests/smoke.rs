@@ -215,3 +215,26 @@ async fn make_dev_stack_serves_the_whole_flow_and_stops_cleanly() {
     child.kill().ok();
     panic!("the local stack did not stop on SIGTERM");
 }
+
+/// A public URL with a path would send browsers to routes this stack does not serve there:
+/// refused at start with a message that says why, before anything listens.
+#[test]
+fn a_public_url_with_a_path_is_refused_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zoom-connector-local"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("ZOOM_CLIENT_ID")
+        .env("CONNECTOR_PUBLIC_URL", "http://127.0.0.1:3000/zoom")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run zoom-connector-local");
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("ready:"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CONNECTOR_PUBLIC_URL") && stderr.contains("/zoom"),
+        "{stderr}"
+    );
+}
