@@ -217,6 +217,18 @@ pub fn new_connection_id() -> String {
     format!("conn_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Whether `id` can be a connection id. Ids are `conn_` + hex today; any short id of the
+/// characters ids use passes. Checked where an id comes in (paths, queued events, cursors),
+/// so a 5 KB or control-character id is a plain "no such connection", never a store error
+/// or an echo.
+pub fn is_connection_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

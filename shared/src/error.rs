@@ -67,12 +67,14 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail)
     }
 
+    /// Names the id only when it is one (an ill-formed id is not echoed back).
     pub fn connection_not_found(id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "connection_not_found",
-            format!("No connection with id {id:?}."),
-        )
+        let detail = if crate::domain::is_connection_id(id) {
+            format!("No connection with id {id}.")
+        } else {
+            "No connection with that id (connection ids are `conn_` followed by letters and digits).".to_owned()
+        };
+        Self::new(StatusCode::NOT_FOUND, "connection_not_found", detail)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {

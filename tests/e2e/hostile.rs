@@ -834,3 +834,57 @@ async fn odd_ids_in_paths_are_4xx() {
         200
     );
 }
+
+/// Ill-formed connection ids (5 KB, control characters, another alphabet) in paths and in
+/// queued events: a plain 404 that does not echo them, on both stores (DynamoDB refuses keys
+/// over 2 KB: that must not become a 500), and a queued event with one is settled once with a
+/// failure event instead of going round SQS's retries into the DLQ.
+async fn ill_formed_connection_ids_are_not_found_and_not_echoed(backend: Backend) {
+    let stack = TestStack::start(StackOptions::new(backend)).await;
+    let long = "a".repeat(5000);
+    for id in [long.as_str(), "conn_%07bell", "conn_..%2F", "c%C3%A9"] {
+        for (method, path) in [
+            (Method::GET, format!("/connections/{id}")),
+            (Method::DELETE, format!("/connections/{id}")),
+            (Method::POST, format!("/connections/{id}/refresh")),
+            (Method::GET, format!("/connections/{id}/zoom/me")),
+        ] {
+            let r = stack.backend(method.clone(), &path).send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            assert_eq!(
+                status,
+                404,
+                "{method} {}: {text}",
+                &path[..path.len().min(80)]
+            );
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["code"], "connection_not_found");
+            assert!(text.len() < 400, "the id was echoed: {} bytes", text.len());
+        }
+    }
+    let event =
+        json!({ "idempotency_key": "k-long", "connection_id": long, "meeting": { "topic": "t" } });
+    assert_eq!(
+        stack
+            .connector
+            .process_meeting_event(&event.to_string())
+            .await,
+        zoom_connector::services::meeting_events::EventOutcome::Settled
+    );
+    let failed: Vec<Value> = stack
+        .events()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "Zoom Meeting Creation Failed")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["error"]["code"], "validation_failed");
+    assert_eq!(failed[0]["connection_id"], Value::Null);
+}
+
+e2e_tests::on_both_backends!(
+    local_ids, aws_ids;
+    ill_formed_connection_ids_are_not_found_and_not_echoed,
+);

@@ -53,22 +53,13 @@ fn encode_cursor(after: &str, status: Option<ConnectionStatus>) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
-/// Connection ids are `conn_` + hex today; accept any short id of the characters ids use.
-fn looks_like_connection_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 fn decode_cursor(cursor: &str, status: Option<ConnectionStatus>) -> Result<String, ApiError> {
     let bad = || ApiError::validation("`cursor` is not a cursor this API returned.");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| bad())?;
     let decoded: ListCursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if decoded.v != CURSOR_VERSION || !looks_like_connection_id(&decoded.after) {
+    if decoded.v != CURSOR_VERSION || !crate::domain::is_connection_id(&decoded.after) {
         return Err(bad());
     }
     if decoded.status.as_deref() != status.map(ConnectionStatus::as_str) {
@@ -111,6 +102,9 @@ impl Connector {
     }
 
     pub async fn get_connection(&self, id: &str) -> Result<Connection, ApiError> {
+        if !crate::domain::is_connection_id(id) {
+            return Err(ApiError::connection_not_found(id));
+        }
         self.store
             .get_connection(id)
             .await?
@@ -120,6 +114,9 @@ impl Connector {
 
     /// Revokes at Zoom (best effort), deletes the credentials and the record.
     pub async fn delete_connection(&self, id: &str) -> Result<(), ApiError> {
+        if !crate::domain::is_connection_id(id) {
+            return Err(ApiError::connection_not_found(id));
+        }
         let record = self
             .store
             .get_connection(id)

@@ -85,8 +85,12 @@ pub fn parse_meeting_event(
             "`idempotency_key` must be 1 to 255 characters".into(),
         ));
     }
-    if event.connection_id.is_empty() {
-        return Err((Some(value), "`connection_id` must not be empty".into()));
+    if !crate::domain::is_connection_id(&event.connection_id) {
+        return Err((
+            Some(value),
+            "`connection_id` is not a connection id (`conn_` followed by letters and digits)"
+                .into(),
+        ));
     }
     Ok(event)
 }
@@ -162,7 +166,10 @@ impl Connector {
                     serde_json::json!({
                         "idempotency_key": field("idempotency_key"),
                         "correlation_id": field("correlation_id"),
-                        "connection_id": field("connection_id"),
+                        // Echoed only when it is one (not 5 KB of whatever was sent).
+                        "connection_id": Some(field("connection_id"))
+                            .filter(|v| v.as_str().is_some_and(crate::domain::is_connection_id))
+                            .unwrap_or(serde_json::Value::Null),
                         "error": { "code": "validation_failed", "message": message },
                     }),
                 )

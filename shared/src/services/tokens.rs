@@ -349,6 +349,9 @@ impl Connector {
 
     /// A token for connection `id` as `need` asks; see the module documentation.
     pub async fn obtain_token(&self, id: &str, need: TokenNeed) -> Result<Obtained, ApiError> {
+        if !crate::domain::is_connection_id(id) {
+            return Err(ApiError::connection_not_found(id));
+        }
         self.obtain(id, need, None).await
     }
 
