@@ -14,9 +14,10 @@ use crate::error::ApiError;
 use crate::secret::SecretString;
 
 const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
-/// An app without a stored webhook token is asked again after this long (a connection may
-/// have just stored one), and no sooner (unknown client IDs must not cost a read each).
-const MISSING_APP_TOKEN_TTL: Duration = Duration::from_secs(30);
+/// After a delivery the cached token did not verify (none stored, or another one), the secret
+/// is read again, but at most this often per app: a connection in another container may just
+/// have stored or replaced it, and a flood of bad signatures must not cost a read each.
+const APP_TOKEN_RECHECK: Duration = Duration::from_secs(1);
 /// Bound on the per-app cache: beyond it, the oldest half is dropped.
 const APP_TOKEN_CACHE_MAX: usize = 1024;
 
@@ -131,18 +132,22 @@ impl Connector {
 impl Connector {
     /// The webhook secret token of a bring-your-own app, cached like the connector's keys;
     /// `None` when the app has none stored (or the client ID cannot name one).
+    ///
+    /// With `recheck`, a cached answer older than [`APP_TOKEN_RECHECK`] is read again (the
+    /// cached one did not verify a delivery).
     pub async fn app_webhook_token(
         &self,
         client_id: &str,
+        recheck: bool,
     ) -> Result<Option<SecretString>, ApiError> {
         let Some(name) = app_webhook_secret_name(&self.config.aws.secrets_prefix, client_id) else {
             return Ok(None);
         };
         if let Some((at, token)) = self.keys.apps.read().await.get(client_id) {
-            let ttl = if token.is_some() {
-                KEY_CACHE_TTL
+            let ttl = if recheck {
+                APP_TOKEN_RECHECK
             } else {
-                MISSING_APP_TOKEN_TTL
+                KEY_CACHE_TTL
             };
             if at.elapsed() < ttl {
                 return Ok(token.clone());

@@ -135,7 +135,9 @@ impl Connector {
         if age < -MAX_SKEW_SECS || age > MAX_TRIGGER_AGE_SECS {
             return Err(denied());
         }
-        let tokens: Vec<SecretString> = match app {
+        let verifies =
+            |t: &SecretString| SecretString::new(signature(t, ts, body)).ct_eq(sig.trim());
+        let mut tokens: Vec<SecretString> = match app {
             WebhookApp::Platform => self
                 .connector_keys()
                 .await?
@@ -143,11 +145,22 @@ impl Connector {
                 .cloned()
                 .collect(),
             WebhookApp::Byo(client_id) => self
-                .app_webhook_token(client_id)
+                .app_webhook_token(client_id, false)
                 .await?
                 .into_iter()
                 .collect(),
         };
+        // A BYO app's token may have been stored or replaced by a connection in another
+        // container since it was cached: read it again (at most once a second per app).
+        if let WebhookApp::Byo(client_id) = app
+            && !tokens.iter().any(verifies)
+        {
+            tokens = self
+                .app_webhook_token(client_id, true)
+                .await?
+                .into_iter()
+                .collect();
+        }
         if tokens.is_empty() {
             match app {
                 WebhookApp::Platform => {
@@ -161,10 +174,7 @@ impl Connector {
         }
         // During a rotation either token may have signed; the one that did answers the
         // URL validation (it is the one Zoom holds).
-        let Some(signer) = tokens
-            .iter()
-            .find(|t| SecretString::new(signature(t, ts, body)).ct_eq(sig.trim()))
-        else {
+        let Some(signer) = tokens.iter().find(|t| verifies(t)) else {
             tracing::warn!("webhook with a bad signature");
             return Err(denied());
         };
