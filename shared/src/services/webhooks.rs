@@ -132,7 +132,7 @@ impl Connector {
         };
         // From the future, or older than any delivery we could accept: refused before any
         // secret is read.
-        if age < -MAX_SKEW_SECS || age > MAX_TRIGGER_AGE_SECS {
+        if !(-MAX_SKEW_SECS..=MAX_TRIGGER_AGE_SECS).contains(&age) {
             return Err(denied());
         }
         let verifies =
