@@ -452,12 +452,51 @@ async fn a_failing_bus_makes_zoom_retry(backend: Backend) {
         "published"
     );
 
+    // A process crashed after claiming a delivery: its claim is a short lease, taken over
+    // once it has run out (Zoom's first retry comes after minutes).
+    let crashed = Delivery::signed(
+        &secret,
+        &stack
+            .sim
+            .trigger_event("meeting.ended", zoom_sim::DEFAULT_USER_ID),
+        now(),
+        Some("crashed-1"),
+    );
+    let key = format!(
+        "{}|t|{}",
+        zoom_sim::DEFAULT_CLIENT_ID,
+        zoom_connector::secret::sha256_hex("crashed-1")
+    );
+    assert!(
+        stack
+            .connector
+            .store
+            .create_item(
+                zoom_connector::ports::ItemKind::WebhookDelivery,
+                &key,
+                &json!({ "state": "claimed", "owner": "a-crashed-process" }),
+                Some(now() + 1),
+                now(),
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        crashed.send_to(&stack.url("/webhooks/zoom")).await.1["status"],
+        "duplicate"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        crashed.send_to(&stack.url("/webhooks/zoom")).await.1["status"],
+        "published"
+    );
+
     let published = seen.of(&stack, WEBHOOK_EVENT).await;
     let ids: Vec<&str> = published
         .iter()
         .map(|d| d["delivery_id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["bus-down-1", "bus-slow-1"]);
+    assert_eq!(ids, ["bus-down-1", "bus-slow-1", "crashed-1"]);
     assert!(published.iter().all(|d| d["connection_id"] == id.as_str()));
 }
 
@@ -555,6 +594,35 @@ async fn byo_apps_have_their_own_route(backend: Backend) {
         .map(|d| d["connection_id"].as_str().unwrap())
         .collect();
     assert_eq!(revoked, [byo_id.as_str()]);
+    // Another user connects the same app with another token: it replaces the first.
+    stack.sim.add_user(zoom_sim::SimUser::new(
+        "sim-user-2",
+        "sim-account-1",
+        "second@example.com",
+        "Second",
+        "User",
+    ));
+    stack.sim.set_current_user("sim-user-2");
+    let s = stack
+        .create_session(json!({ "auth_type": "byo_app", "client_id": BYO_CLIENT, "client_secret": "byo-secret", "webhook_secret_token": "rotated-token" }))
+        .await;
+    let result = stack
+        .run_flow(s["connect_url"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(result.status, 200, "{}", result.body);
+    let second_user = stack.sim.trigger_event("meeting.ended", "sim-user-2");
+    let (status, _) = Delivery::signed(BYO_HOOK_TOKEN, &second_user, now(), None)
+        .send_to(&app_url)
+        .await;
+    assert_eq!(status, 401, "the replaced token no longer opens the route");
+    let (status, answer) = Delivery::signed("rotated-token", &second_user, now(), None)
+        .send_to(&app_url)
+        .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("published"))
+    );
+
     let status_of = |id: String| {
         let stack = &stack;
         async move {

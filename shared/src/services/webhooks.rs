@@ -326,10 +326,7 @@ impl Connector {
             "delivery_id": delivery_id,
             "payload": profile::sanitize_payload(payload),
         });
-        if detail.to_string().len() > MAX_DETAIL_BYTES {
-            detail["payload"] = serde_json::Value::Null;
-            detail["payload_truncated"] = serde_json::Value::Bool(true);
-        }
+        fit_detail(&mut detail);
         let published = tokio::time::timeout(
             PUBLISH_TIMEOUT,
             self.bus.publish(events::WEBHOOK_EVENT, &detail),
@@ -588,6 +585,14 @@ impl Connector {
     }
 }
 
+/// EventBridge's 256 KB: a detail above [`MAX_DETAIL_BYTES`] goes without its payload.
+fn fit_detail(detail: &mut serde_json::Value) {
+    if detail.to_string().len() > MAX_DETAIL_BYTES {
+        detail["payload"] = serde_json::Value::Null;
+        detail["payload_truncated"] = serde_json::Value::Bool(true);
+    }
+}
+
 /// The deduplication records one process holds for a delivery.
 struct DeliveryClaim {
     keys: Vec<String>,
@@ -597,6 +602,21 @@ struct DeliveryClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_detail_too_large_for_eventbridge_goes_without_its_payload() {
+        let mut small =
+            serde_json::json!({ "event": "meeting.started", "payload": { "object": {} } });
+        fit_detail(&mut small);
+        assert!(small["payload"].is_object() && small.get("payload_truncated").is_none());
+        let mut big = serde_json::json!({ "event": "recording.completed",
+            "payload": { "object": { "topic": "x".repeat(MAX_DETAIL_BYTES) } } });
+        fit_detail(&mut big);
+        assert_eq!(big["payload"], serde_json::Value::Null);
+        assert_eq!(big["payload_truncated"], true);
+        assert_eq!(big["event"], "recording.completed");
+        assert!(big.to_string().len() < 256 * 1024);
+    }
 
     #[test]
     fn signature_matches_zoom_example_shape() {
