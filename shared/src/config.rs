@@ -36,6 +36,9 @@ pub struct Config {
     pub keepalive: Duration,
     pub refresh_mode: RefreshMode,
     pub refresh_tps: u32,
+    /// The platform app's client ID (`PLATFORM_CLIENT_ID`): lets the webhooks function route
+    /// `/webhooks/zoom` without reading the platform app's secret. Unset: read from that secret.
+    pub platform_client_id: Option<String>,
     pub aws: AwsNames,
 }
 
@@ -124,6 +127,7 @@ impl Config {
             ),
             refresh_mode,
             refresh_tps,
+            platform_client_id: get("PLATFORM_CLIENT_ID").map(|v| v.trim().to_owned()),
             aws: AwsNames {
                 connections_table: get("CONNECTIONS_TABLE")
                     .unwrap_or_else(|| "zoom-connector-connections".into()),

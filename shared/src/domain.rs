@@ -100,6 +100,11 @@ pub struct ConnectionRecord {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When the Zoom user last authorized (the callback): an `app_deauthorized` older than this
+    /// belongs to an earlier authorization and does not revoke this one. `None` on records
+    /// written before the field existed.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub authorized_at: Option<OffsetDateTime>,
     /// Refresh failures in a row (5xx/timeouts); drives back-off and `refresh_failing`.
     #[serde(default)]
     pub consecutive_failures: u32,

@@ -17,3 +17,4 @@ pub mod ports;
 pub mod secret;
 pub mod services;
 pub mod telemetry;
+pub mod webhook_profile;

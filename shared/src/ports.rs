@@ -52,6 +52,9 @@ pub enum ItemKind {
     Idempotency,
     /// "client ID + Zoom account + Zoom user → connection id" (no expiry).
     Identity,
+    /// Deduplication of Zoom webhook deliveries: a short claim while one process publishes,
+    /// then a 24-hour "published" marker (outlives Zoom's retries at ~5, 20 and 60 minutes).
+    WebhookDelivery,
 }
 
 impl ItemKind {
@@ -62,6 +65,7 @@ impl ItemKind {
             Self::Lease => "LEASE",
             Self::Idempotency => "IDEM",
             Self::Identity => "IDENTITY",
+            Self::WebhookDelivery => "DELIVERY",
         }
     }
 }

@@ -275,6 +275,120 @@ async fn webhooks_validate_the_url_and_revoke_on_deauthorization() {
     stack.assert_aws_calls_allowed_by_iam();
 }
 
+/// A signed delivery through the front: `(status, answer)`.
+async fn deliver(
+    stack: &DeployedStack,
+    path: &str,
+    secret: &str,
+    event: &Value,
+    tracking_id: &str,
+) -> (u16, Value) {
+    let body = serde_json::to_vec(event).unwrap();
+    let ts = OffsetDateTime::now_utc().unix_timestamp();
+    let r = stack
+        .http
+        .post(stack.url(path))
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-zm-request-timestamp", ts.to_string())
+        .header("x-zm-signature", sign_webhook(secret, ts, &body))
+        .header("x-zm-trackingid", tracking_id)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_triggers_are_published_once_for_the_platform_app_and_a_byo_app() {
+    let stack = DeployedStack::start().await;
+    let platform = stack.connect_platform().await;
+    let user = zoom_sim::DEFAULT_USER_ID;
+
+    // A trigger through the platform route (PLATFORM_CLIENT_ID routes it), delivered twice.
+    let event = stack.sim.trigger_event("recording.completed", user);
+    for expected in ["published", "duplicate"] {
+        let (status, answer) = deliver(
+            &stack,
+            "/webhooks/zoom",
+            &stack.webhook_secret,
+            &event,
+            "dep-1",
+        )
+        .await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some(expected)),
+            "{answer}"
+        );
+    }
+
+    // A BYO app: 401 until a connection stores its webhook token, then its own events.
+    let app_path = "/webhooks/zoom/apps/byo-client";
+    let started = stack.sim.trigger_event("meeting.started", user);
+    let (status, _) = deliver(&stack, app_path, "byo-hook", &started, "dep-2").await;
+    assert_eq!(status, 401);
+    stack.sim.register_app("byo-client", "byo-secret");
+    stack.sim.allow_loopback_redirects("byo-client");
+    let session = stack.create_session(json!({})).await;
+    let result = stack
+        .run_flow(
+            session["connect_url"].as_str().unwrap(),
+            Some(&[
+                ("auth_type", "byo_app"),
+                ("client_id", "byo-client"),
+                ("client_secret", "byo-secret"),
+                ("webhook_secret_token", "byo-hook"),
+            ]),
+        )
+        .await;
+    assert_eq!(result.status, 200, "{}", result.body);
+    let byo = result.connection_id().unwrap();
+    // The webhooks function cached "no token" a moment ago; it reads the app's secret again
+    // after a failed verification, at most once a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, answer) = deliver(&stack, app_path, "byo-hook", &started, "dep-3").await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("published")),
+        "{answer}"
+    );
+    let deauth = stack.sim.app_deauthorized_event("byo-client", user);
+    let (status, answer) = deliver(&stack, app_path, "byo-hook", &deauth, "dep-4").await;
+    assert_eq!(
+        (status, answer["revoked"].as_str()),
+        (200, Some(byo.as_str())),
+        "{answer}"
+    );
+    assert_eq!(status_of(&stack, &byo).await, "revoked");
+    assert_eq!(status_of(&stack, &platform).await, "active");
+
+    let triggers: Vec<Value> = stack
+        .events()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "Zoom Webhook Event")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(triggers.len(), 2, "{triggers:?}");
+    assert_eq!(
+        (
+            triggers[0]["connection_id"].as_str(),
+            triggers[0]["event"].as_str()
+        ),
+        (Some(platform.as_str()), Some("recording.completed"))
+    );
+    assert!(!triggers[0].to_string().contains("download_token"));
+    assert_eq!(
+        (
+            triggers[1]["connection_id"].as_str(),
+            triggers[1]["delivery_id"].as_str()
+        ),
+        (Some(byo.as_str()), Some("dep-3"))
+    );
+    stack.assert_aws_calls_allowed_by_iam();
+}
+
 fn meeting_event(key: &str, connection_id: &str) -> String {
     json!({
         "idempotency_key": key,

@@ -10,4 +10,5 @@ mod hostile;
 mod refresh;
 mod secrets;
 mod stores;
+mod triggers;
 mod webhooks;

@@ -34,6 +34,7 @@ fn record(id: &str, status: ConnectionStatus, next_refresh_at: Option<i64>) -> C
         last_error: None,
         created_at: now,
         updated_at: now,
+        authorized_at: None,
         consecutive_failures: 0,
         next_refresh_at,
         version: 0,

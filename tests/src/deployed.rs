@@ -177,6 +177,7 @@ impl DeployedStack {
             ("REFRESH_MODE", "lazy".to_owned()),
             ("REFRESH_TPS", "40".to_owned()),
             ("RUST_LOG", "info".to_owned()),
+            ("PLATFORM_CLIENT_ID", zoom_sim::DEFAULT_CLIENT_ID.to_owned()),
         ]);
         // Not in the template (production talks to zoom.us): the simulator.
         let zoom = [

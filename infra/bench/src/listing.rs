@@ -86,6 +86,7 @@ fn record(i: usize, now: OffsetDateTime) -> ConnectionRecord {
         last_error: None,
         created_at: now,
         updated_at: now,
+        authorized_at: None,
         consecutive_failures: 0,
         next_refresh_at: Some(now.unix_timestamp() + 3000),
         version: 0,

@@ -124,6 +124,7 @@ pub fn connection_for(
         last_error: None,
         created_at: now,
         updated_at: now,
+        authorized_at: None,
         consecutive_failures: 0,
         next_refresh_at: Some(next_refresh_at),
         version: 0,

@@ -189,6 +189,43 @@ async fn make_dev_stack_serves_the_whole_flow_and_stops_cleanly() {
         assert!(sweep[field].is_u64(), "sweep report lacks {field}: {sweep}");
     }
 
+    // Zoom events the simulator sends to the stack's webhook route become triggers on the bus.
+    for event in ["meeting.started", "recording.completed"] {
+        let sent: serde_json::Value = http
+            .post(format!("{sim_base}/_sim/webhooks/events"))
+            .json(&serde_json::json!({ "event": event, "user_id": "sim-user-1" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(sent["status"], 200, "{sent}");
+    }
+    let events: serde_json::Value = http
+        .get(format!("{base}/local/events"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let triggers: Vec<&serde_json::Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail_type"] == "Zoom Webhook Event")
+        .collect();
+    assert_eq!(triggers.len(), 2, "{events}");
+    assert_eq!(triggers[0]["detail"]["event"], "meeting.started");
+    assert_eq!(triggers[1]["detail"]["event"], "recording.completed");
+    assert!(
+        triggers
+            .iter()
+            .all(|t| t["detail"]["connection_id"] == id.as_str())
+    );
+
     // The data dir is private.
     use std::os::unix::fs::PermissionsExt;
     for file in ["connector.db", "api-key"] {

@@ -31,6 +31,7 @@ pub(crate) fn routes() -> Router<ZoomSim> {
         .route("/_sim/expire-access-tokens", post(expire_access_tokens))
         .route("/_sim/revoke-user-tokens", post(revoke_user_tokens))
         .route("/_sim/deauthorize", post(deauthorize))
+        .route("/_sim/webhooks/events", post(send_event))
         .route("/_sim/recordings", post(add_recording))
         .route("/_sim/next-meeting-uuid", post(next_meeting_uuid))
         .route("/_sim/advance-clock", post(advance_clock))
@@ -231,6 +232,23 @@ async fn deauthorize(
         .deauthorize(&body.user_id, body.client_id.as_deref())
         .await;
     json_response(StatusCode::OK, json!(outcome))
+}
+
+#[derive(Deserialize)]
+struct SendEvent {
+    /// e.g. `meeting.started`, `recording.completed`.
+    event: String,
+    user_id: String,
+}
+
+/// Sends a signed event about a user to the configured webhook target.
+async fn send_event(
+    State(sim): State<ZoomSim>,
+    payload: Result<Json<SendEvent>, JsonRejection>,
+) -> Response {
+    let body = body!(payload);
+    let delivery = sim.send_event(&body.event, &body.user_id).await;
+    json_response(StatusCode::OK, json!(delivery))
 }
 
 #[derive(Deserialize)]

@@ -401,6 +401,54 @@ impl ZoomSim {
         })
     }
 
+    /// A Zoom event about `user_id` (see [`webhook::trigger_event`] for the shapes).
+    pub fn trigger_event(&self, event: &str, user_id: &str) -> serde_json::Value {
+        let (account_id, email) = {
+            let inner = self.lock();
+            inner
+                .user(user_id)
+                .map(|u| (u.account_id.clone(), u.email.clone()))
+                .unwrap_or_default()
+        };
+        webhook::trigger_event(event, &account_id, user_id, &email)
+    }
+
+    /// Sends a signed event about `user_id` to the configured `webhook_target` (e.g. a meeting
+    /// started, a recording completed), as Zoom does for an app's event subscription.
+    pub async fn send_event(&self, event: &str, user_id: &str) -> WebhookDelivery {
+        let (target, secret) = {
+            let inner = self.lock();
+            (
+                inner.config.webhook_target.clone(),
+                inner.config.webhook_secret_token.clone(),
+            )
+        };
+        let client_id = String::new();
+        let (Some(target), Some(secret)) = (target, secret) else {
+            return WebhookDelivery {
+                client_id,
+                target: String::new(),
+                status: None,
+                error: Some("no webhook_target / webhook_secret_token configured".into()),
+            };
+        };
+        let event = self.trigger_event(event, user_id);
+        match self.send_webhook(&target, &secret, event).await {
+            Ok(r) => WebhookDelivery {
+                client_id,
+                target,
+                status: Some(r.status().as_u16()),
+                error: None,
+            },
+            Err(e) => WebhookDelivery {
+                client_id,
+                target,
+                status: None,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+
     /// The user removes the app: revokes their tokens (for `client_id`, or for every app) and,
     /// when `webhook_target` and `webhook_secret_token` are configured, sends the signed
     /// `app_deauthorized` webhook for each app affected (or for `client_id` when given).

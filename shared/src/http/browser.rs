@@ -1,7 +1,7 @@
 //! Routes of the connect, callback and webhooks functions.
 
 use axum::body::Bytes;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,6 +18,8 @@ use crate::services::callback::CallbackParams;
 use crate::services::connect::{
     AuthorizationStart, ConnectError, ConnectForm, CreateSessionRequest, CreateSessionResponse,
 };
+use crate::services::webhooks::{WebhookApp, WebhookHeaders};
+use crate::webhook_profile as profile;
 
 pub fn connect_routes(connector: Connector) -> Router<Connector> {
     let backend = Router::new()
@@ -36,7 +38,9 @@ pub fn callback_routes() -> Router<Connector> {
 }
 
 pub fn webhook_routes() -> Router<Connector> {
-    Router::new().route("/webhooks/zoom", post(zoom_webhook))
+    Router::new()
+        .route("/webhooks/zoom", post(zoom_webhook))
+        .route("/webhooks/zoom/apps/{client_id}", post(zoom_app_webhook))
 }
 
 #[utoipa::path(post, path = "/connect/sessions", tag = "connect", request_body = CreateSessionRequest,
@@ -139,7 +143,12 @@ fn connect_error(connector: &Connector, token: &str, error: ConnectError) -> Res
             };
             page(
                 status,
-                pages::choice_page(token, &session, &message),
+                pages::choice_page(
+                    token,
+                    &session,
+                    &message,
+                    &connector.config.public("/webhooks/zoom/apps/"),
+                ),
                 None,
                 Some(&zoom_origin),
             )
@@ -278,8 +287,20 @@ pub async fn oauth_callback(
 /// Webhook bodies are small; anything above this is refused before the signature check.
 const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
+fn webhook_headers(headers: &HeaderMap) -> WebhookHeaders<'_> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    WebhookHeaders {
+        timestamp: header(profile::TIMESTAMP_HEADER),
+        signature: header(profile::SIGNATURE_HEADER),
+        tracking_id: header(profile::TRACKING_HEADER),
+    }
+}
+
 #[utoipa::path(post, path = "/webhooks/zoom", tag = "webhooks", request_body = Object,
-    responses((status = 200, description = "Acknowledged; for endpoint.url_validation: { plainToken, encryptedToken }"), (status = 401, description = "Bad or missing signature, or stale timestamp")))]
+    responses((status = 200, description = "Acknowledged (a trigger event is published once as `Zoom Webhook Event`, see docs/api.md); for endpoint.url_validation: { plainToken, encryptedToken }"),
+        (status = 401, description = "Bad or missing signature, or stale timestamp"),
+        (status = 413, description = "payload_too_large (over 64 KB)"),
+        (status = 503, description = "webhook_publish_failed: the bus did not take the event; Zoom delivers it again")))]
 pub async fn zoom_webhook(
     State(connector): State<Connector>,
     headers: HeaderMap,
@@ -288,11 +309,31 @@ pub async fn zoom_webhook(
     if body.len() > WEBHOOK_BODY_LIMIT {
         return Err(ApiError::payload_too_large(WEBHOOK_BODY_LIMIT));
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let answer = connector
-        .handle_webhook(
-            header("x-zm-request-timestamp"),
-            header("x-zm-signature"),
+        .handle_app_webhook(WebhookApp::Platform, webhook_headers(&headers), &body)
+        .await?;
+    Ok(Json(answer))
+}
+
+#[utoipa::path(post, path = "/webhooks/zoom/apps/{client_id}", tag = "webhooks", request_body = Object,
+    params(("client_id" = String, Path, description = "The bring-your-own app's client ID")),
+    responses((status = 200, description = "As POST /webhooks/zoom, verified with the app's own webhook secret token"),
+        (status = 401, description = "Bad or missing signature, stale timestamp, or no webhook secret token stored for the app"),
+        (status = 413, description = "payload_too_large (over 64 KB)"),
+        (status = 503, description = "webhook_publish_failed: the bus did not take the event; Zoom delivers it again")))]
+pub async fn zoom_app_webhook(
+    State(connector): State<Connector>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.len() > WEBHOOK_BODY_LIMIT {
+        return Err(ApiError::payload_too_large(WEBHOOK_BODY_LIMIT));
+    }
+    let answer = connector
+        .handle_app_webhook(
+            WebhookApp::Byo(&client_id),
+            webhook_headers(&headers),
             &body,
         )
         .await?;

@@ -40,7 +40,12 @@ fn layout(title: &str, body_attrs: &str, content: &str, script: Option<(&str, &s
 }
 
 /// The choice page of `GET /connect` (and `POST /connect` with a message when incomplete).
-pub fn choice_page(session_token: &str, session: &StoredSession, message: &str) -> String {
+pub fn choice_page(
+    session_token: &str,
+    session: &StoredSession,
+    message: &str,
+    webhook_base: &str,
+) -> String {
     let byo_fixed = session.auth_type == Some(AuthType::ByoApp);
     let error = if message.is_empty() {
         String::new()
@@ -69,8 +74,16 @@ pub fn choice_page(session_token: &str, session: &StoredSession, message: &str) 
 <label for=\"client_id\">Client ID</label><input type=\"text\" id=\"client_id\" name=\"client_id\" value=\"{client_id}\" autocomplete=\"off\" spellcheck=\"false\">\
 <label for=\"client_secret\">Client secret</label><input type=\"password\" id=\"client_secret\" name=\"client_secret\" autocomplete=\"off\">\
 <p class=\"hint\">Only needed for your own app. Its redirect URL must be this connector's callback URL.</p>\
+<label for=\"webhook_secret_token\">Webhook secret token (optional)</label><input type=\"password\" id=\"webhook_secret_token\" name=\"webhook_secret_token\" autocomplete=\"off\">\
+<p class=\"hint\" id=\"webhook-help\">For Zoom events (triggers) and uninstall notices from your own app: copy the <strong>Secret Token</strong> \
+from your Zoom app's <strong>Features → Access</strong> page. After connecting, turn on <strong>Event Subscriptions</strong> there, \
+set the <strong>Event notification endpoint URL</strong> to <code id=\"webhook-url\">{webhook_base}<em>your-client-id</em></code> \
+and validate it, then tick the events you want: Meeting (created, updated, deleted, started, ended, participant joined and left), \
+Recording (all recordings have completed, recording transcript files have completed), User (updated), Webinar events, \
+and App → <strong>app deauthorized</strong>. The token is kept once per app: connecting the same app later with another token replaces it.</p>\
 </fieldset><button type=\"submit\" id=\"connect\">Connect</button></form>",
         session = escape(session_token),
+        webhook_base = escape(webhook_base),
     );
     layout("Connect Zoom", "data-page=\"choice\"", &content, None)
 }

@@ -213,6 +213,18 @@ impl Connector {
 
         let return_url = stored.return_url.clone();
         let result = self.finish(&stored, &params).await;
+        // A BYO app's webhook token is kept once per app, for its webhook route.
+        if let Some(name) = &stored.pending_webhook_secret {
+            if let Ok(info) = &result
+                && stored.auth_type == AuthType::ByoApp
+            {
+                self.keep_app_webhook_token(name, &stored.client_id, &info.connection_id)
+                    .await;
+            }
+            if let Err(e) = self.secrets.delete_secret(name).await {
+                tracing::warn!(error = %e, "could not delete the pending webhook token");
+            }
+        }
         // The pending BYO secret has done its job (or the attempt failed): remove it either way.
         if let Some(name) = &stored.pending_secret
             && let Err(e) = self.secrets.delete_secret(name).await
@@ -316,6 +328,26 @@ impl Connector {
         info.map_err(internal)
     }
 
+    /// Moves the pending webhook token of a successful BYO connection to the app's secret. A
+    /// failure is logged: the connection stands, and the app's webhooks answer 401 until a
+    /// later connection stores the token.
+    async fn keep_app_webhook_token(&self, pending: &str, client_id: &str, connection_id: &str) {
+        let stored = async {
+            let Some(token) = self.secrets.get_secret(pending).await? else {
+                return Ok(false);
+            };
+            self.store_app_webhook_token(client_id, &token).await
+        }
+        .await;
+        match stored {
+            Ok(true) => tracing::info!(connection_id, "the app's webhook token is stored"),
+            Ok(false) => tracing::warn!(connection_id, "no webhook token was stored for the app"),
+            Err(e) => {
+                tracing::error!(connection_id, error = %e, "could not store the app's webhook token")
+            }
+        }
+    }
+
     /// The OAuth client named by the state.
     async fn state_client(&self, stored: &StoredState) -> Result<ClientCredentials, ApiError> {
         match stored.auth_type {
@@ -396,6 +428,7 @@ impl Connector {
                     last_error: None,
                     created_at: current.as_ref().map_or(now, |c| c.created_at),
                     updated_at: now,
+                    authorized_at: Some(now),
                     consecutive_failures: 0,
                     next_refresh_at: Some(self.next_refresh_at(now, secret.expires_at)),
                     version: 0,

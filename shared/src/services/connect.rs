@@ -41,6 +41,11 @@ pub struct CreateSessionRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub client_secret: Option<SecretString>,
+    /// The BYO app's webhook secret token (its Feature page): kept once per app, it verifies
+    /// `POST /webhooks/zoom/apps/{client_id}`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub webhook_secret_token: Option<SecretString>,
     /// Reconnect into this existing connection.
     #[serde(default)]
     pub connection_id: Option<String>,
@@ -67,6 +72,9 @@ pub struct StoredSession {
     pub auth_type: Option<AuthType>,
     pub client_id: Option<String>,
     pub has_client_secret: bool,
+    /// A BYO webhook secret token waits under [`pending_webhook_secret_name`].
+    #[serde(default)]
+    pub has_webhook_secret: bool,
     pub connection_id: Option<String>,
     pub return_url: Option<String>,
     pub end_user: Option<EndUser>,
@@ -96,6 +104,9 @@ pub struct StoredState {
     pub client_id: String,
     /// Where the BYO client secret waits until the callback.
     pub pending_secret: Option<String>,
+    /// Where the BYO app's webhook secret token waits until the callback.
+    #[serde(default)]
+    pub pending_webhook_secret: Option<String>,
     pub connection_id: Option<String>,
     pub return_url: Option<String>,
     pub end_user: Option<EndUser>,
@@ -111,6 +122,8 @@ pub struct ConnectForm {
     pub client_id: Option<String>,
     #[serde(default)]
     pub client_secret: Option<SecretString>,
+    #[serde(default)]
+    pub webhook_secret_token: Option<SecretString>,
 }
 
 /// The redirect to Zoom and the cookie that binds the state to this browser.
@@ -157,6 +170,11 @@ pub fn pending_secret_name(prefix: &str, key_hash: &str) -> String {
     format!("{prefix}/connect-sessions/{key_hash}")
 }
 
+/// Where a BYO app's webhook secret token waits between the session (or form) and the callback.
+pub fn pending_webhook_secret_name(prefix: &str, key_hash: &str) -> String {
+    format!("{prefix}/connect-sessions/{key_hash}.webhook")
+}
+
 fn check_len(field: &str, value: &str) -> Result<(), ApiError> {
     if value.is_empty() || value.len() > MAX_FIELD || value.chars().any(char::is_control) {
         return Err(ApiError::validation(format!(
@@ -180,6 +198,21 @@ impl Connector {
         }
         if let Some(secret) = &req.client_secret {
             check_len("client_secret", secret.expose())?;
+        }
+        if let Some(token) = &req.webhook_secret_token {
+            check_len("webhook_secret_token", token.expose())?;
+            if req.auth_type == Some(AuthType::PlatformApp) {
+                return Err(ApiError::validation(
+                    "`webhook_secret_token` belongs to a BYO app; the platform app's is the connector's own.",
+                ));
+            }
+            if let Some(id) = &req.client_id
+                && super::keys::app_webhook_secret_name("", id).is_none()
+            {
+                return Err(ApiError::validation(
+                    "`client_id` must be letters, digits, `_`, `-` or `.` to keep a webhook token for it.",
+                ));
+            }
         }
         match auth_type {
             Some(AuthType::PlatformApp)
@@ -235,10 +268,15 @@ impl Connector {
             let name = pending_secret_name(&self.config.aws.secrets_prefix, &key);
             self.secrets.put_secret(&name, secret, &key).await?;
         }
+        if let Some(token) = &req.webhook_secret_token {
+            let name = pending_webhook_secret_name(&self.config.aws.secrets_prefix, &key);
+            self.secrets.put_secret(&name, token, &key).await?;
+        }
         let session = StoredSession {
             auth_type,
             client_id: req.client_id.or(reconnect_client_id),
             has_client_secret: req.client_secret.is_some(),
+            has_webhook_secret: req.webhook_secret_token.is_some(),
             connection_id: req.connection_id,
             return_url: req.return_url,
             end_user: req.end_user,
@@ -303,6 +341,7 @@ impl Connector {
         let prefix = &self.config.aws.secrets_prefix;
 
         // Decide the app: the session's choice wins; the form fills in what it left open.
+        let mut typed_webhook_token = None;
         let (auth_type, client_id, typed_secret) = if session.is_complete() {
             (
                 session.auth_type.unwrap_or_default(),
@@ -348,6 +387,18 @@ impl Connector {
                             .is_some_and(|s| s.expose().len() > MAX_FIELD)
                     {
                         return Err(form_error("The client ID or client secret is too long."));
+                    }
+                    typed_webhook_token = form
+                        .webhook_secret_token
+                        .filter(|s| !s.expose().trim().is_empty())
+                        .map(|s| SecretString::new(s.expose().trim()));
+                    if let Some(t) = &typed_webhook_token
+                        && (t.expose().len() > MAX_FIELD
+                            || super::keys::app_webhook_secret_name("", &id).is_none())
+                    {
+                        return Err(form_error(
+                            "The webhook secret token is too long, or the client ID has characters a Zoom client ID does not have.",
+                        ));
                     }
                     (AuthType::ByoApp, Some(id), secret)
                 }
@@ -399,6 +450,24 @@ impl Connector {
             }
         };
 
+        // The app's webhook token: typed on the form, else given with the session.
+        let session_webhook = pending_webhook_secret_name(prefix, &session_key);
+        let pending_webhook_secret = match (auth_type, typed_webhook_token) {
+            (AuthType::ByoApp, Some(token)) => {
+                let name = pending_webhook_secret_name(prefix, &state_key);
+                self.secrets.put_secret(&name, &token, &state_key).await?;
+                Some(name)
+            }
+            (AuthType::ByoApp, None) if session.has_webhook_secret => Some(session_webhook.clone()),
+            _ => None,
+        };
+        if session.has_webhook_secret
+            && pending_webhook_secret.as_deref() != Some(session_webhook.as_str())
+            && let Err(e) = self.secrets.delete_secret(&session_webhook).await
+        {
+            tracing::warn!(error = %e, "could not delete an unused pending webhook token");
+        }
+
         let verifier = SecretString::new(random_token(48));
         let binding = SecretString::new(random_token(32));
         let stored = StoredState {
@@ -407,6 +476,7 @@ impl Connector {
             auth_type,
             client_id: client_id.clone(),
             pending_secret,
+            pending_webhook_secret,
             connection_id: session.connection_id.clone(),
             return_url: session.return_url.clone(),
             end_user: session.end_user.clone(),
@@ -522,6 +592,7 @@ mod hostile_input_tests {
                     auth_type: Some("platform_app".into()),
                     client_id: None,
                     client_secret: None,
+                    webhook_secret_token: None,
                 };
                 assert!(matches!(
                     f.connector.start_authorization(&token, Some(form)).await,

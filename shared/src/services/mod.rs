@@ -25,6 +25,7 @@ pub mod events {
     pub const CONNECTION_DELETED: &str = "Zoom Connection Deleted";
     pub const MEETING_CREATED: &str = "Zoom Meeting Created";
     pub const MEETING_CREATION_FAILED: &str = "Zoom Meeting Creation Failed";
+    pub const WEBHOOK_EVENT: &str = "Zoom Webhook Event";
 }
 
 /// The ports and shared in-memory state of one process (one Lambda container, or the local

@@ -429,6 +429,7 @@ impl Rig {
             last_error: None,
             created_at: now,
             updated_at: now,
+            authorized_at: None,
             consecutive_failures: 0,
             next_refresh_at: Some(self.connector.next_refresh_at(now, secret.expires_at)),
             version: 0,
