@@ -335,9 +335,9 @@ async fn other_deliveries_change_nothing(backend: Backend) {
     let mut seen = Vec::new();
     assert!(revoked_events(&stack, &mut seen).await.is_empty());
 
-    // Over 64 KB: refused before anything else.
+    // Over 1 MB: refused before anything else.
     let mut big = other_event();
-    big["payload"]["padding"] = json!("x".repeat(70 * 1024));
+    big["payload"]["padding"] = json!("x".repeat(1024 * 1024));
     let r = Delivery::signed(&secret, &big, now())
         .send(&stack.base_url)
         .await;

@@ -78,6 +78,17 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// The SDK's retry budget (a token bucket that each retry draws from) is shared by every
+/// client of a partition in the process. Each adapter gets its own, as each Lambda container
+/// has its own: a second connector in one process (the local stack's tests, a benchmark)
+/// stands for another container and must not spend this one's retries.
+fn own_retry_partition(service: &str) -> aws_sdk_dynamodb::config::retry::RetryPartition {
+    aws_sdk_dynamodb::config::retry::RetryPartition::new(format!(
+        "{service}-{}",
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
 /// Classifies an SDK error: throttling, 5xx, timeouts and dispatch failures are transient.
 fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     what: &str,
@@ -119,7 +130,11 @@ pub struct AwsSecretStore {
 impl AwsSecretStore {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
-            client: aws_sdk_secretsmanager::Client::new(sdk),
+            client: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(sdk)
+                    .retry_partition(own_retry_partition("secretsmanager"))
+                    .build(),
+            ),
         }
     }
 
@@ -382,7 +397,11 @@ struct ShardPage {
 impl DynamoConnectionStore {
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(sdk),
+            client: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .retry_partition(own_retry_partition("dynamodb"))
+                    .build(),
+            ),
             table: table.into(),
         }
     }
@@ -420,13 +439,21 @@ impl DynamoConnectionStore {
                 .filter(|(_, p)| p.buffered.is_empty() && !p.done)
                 .map(|(i, _)| i)
                 .collect();
-            if !pending.is_empty() {
-                let fetches = pending.iter().map(|&i| {
+            // The page's first query goes alone: when DynamoDB is failing, one query (and its
+            // one retry) finds out, not eight, whose retries would drain the SDK's retry
+            // budget for every other call of this container.
+            let batches = if cost.queries == 0 && pending.len() > 1 {
+                vec![pending[..1].to_vec(), pending[1..].to_vec()]
+            } else {
+                vec![pending]
+            };
+            for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+                let fetches = batch.iter().map(|&i| {
                     let page = &shards[i];
                     self.query_shard(status, after, page.shard, page.resume.clone(), per_shard)
                 });
                 let fetched = futures::future::try_join_all(fetches).await?;
-                for (i, (items, next, read)) in pending.into_iter().zip(fetched) {
+                for (i, (items, next, read)) in batch.into_iter().zip(fetched) {
                     cost.queries += 1;
                     cost.items_read += read;
                     let page = &mut shards[i];
@@ -758,7 +785,11 @@ pub struct EventBridgeBus {
 impl EventBridgeBus {
     pub fn new(sdk: &aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_eventbridge::Client::new(sdk),
+            client: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(sdk)
+                    .retry_partition(own_retry_partition("eventbridge"))
+                    .build(),
+            ),
             bus_name: bus_name.into(),
         }
     }

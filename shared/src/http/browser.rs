@@ -284,8 +284,10 @@ pub async fn oauth_callback(
     response
 }
 
-/// Webhook bodies are small; anything above this is refused before the signature check.
-const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+/// Refused before the signature check above this, like every JSON route's body. Most Zoom
+/// deliveries are a few KB, but a `recording.completed` lists every file and must not be
+/// refused on every retry (and lost); a detail too large for EventBridge goes without payload.
+const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
 fn webhook_headers(headers: &HeaderMap) -> WebhookHeaders<'_> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -299,7 +301,7 @@ fn webhook_headers(headers: &HeaderMap) -> WebhookHeaders<'_> {
 #[utoipa::path(post, path = "/webhooks/zoom", tag = "webhooks", request_body = Object,
     responses((status = 200, description = "Acknowledged (a trigger event is published once as `Zoom Webhook Event`, see docs/api.md); for endpoint.url_validation: { plainToken, encryptedToken }"),
         (status = 401, description = "Bad or missing signature, or stale timestamp"),
-        (status = 413, description = "payload_too_large (over 64 KB)"),
+        (status = 413, description = "payload_too_large (over 1 MB)"),
         (status = 503, description = "webhook_publish_failed: the bus did not take the event; Zoom delivers it again")))]
 pub async fn zoom_webhook(
     State(connector): State<Connector>,
@@ -319,7 +321,7 @@ pub async fn zoom_webhook(
     params(("client_id" = String, Path, description = "The bring-your-own app's client ID")),
     responses((status = 200, description = "As POST /webhooks/zoom, verified with the app's own webhook secret token"),
         (status = 401, description = "Bad or missing signature, stale timestamp, or no webhook secret token stored for the app"),
-        (status = 413, description = "payload_too_large (over 64 KB)"),
+        (status = 413, description = "payload_too_large (over 1 MB)"),
         (status = 503, description = "webhook_publish_failed: the bus did not take the event; Zoom delivers it again")))]
 pub async fn zoom_app_webhook(
     State(connector): State<Connector>,
