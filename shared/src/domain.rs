@@ -234,6 +234,31 @@ pub fn is_connection_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The detail of a `Zoom Webhook Event` on the bus (a trigger): what a platform's rule and
+/// automation receive. Also a schema of `/openapi.json` (`ZoomWebhookEvent`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = ZoomWebhookEvent)]
+pub struct WebhookEventDetail {
+    /// The connection of the Zoom user the event is about, for the app that received it.
+    pub connection_id: String,
+    /// Zoom's event name, e.g. `meeting.started`.
+    pub event: String,
+    /// Zoom's `event_ts` (milliseconds).
+    pub event_ts: i64,
+    /// `payload.account_id`.
+    pub account_id: String,
+    /// The Zoom user the event is about (the host for meetings, webinars and recordings).
+    pub zoom_user_id: String,
+    /// `x-zm-trackingid`, else the SHA-256 (hex) of event, `event_ts` and payload.
+    pub delivery_id: String,
+    /// Zoom's `payload` without credentials; `null` when `payload_truncated`.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<serde_json::Value>,
+    /// Present (`true`) only when the payload was left out to fit EventBridge's 256 KB.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub payload_truncated: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -761,7 +761,7 @@ async fn arbitrary_webhook_deliveries_are_4xx() {
             }
         }
     }
-    let big = vec![b'{'; 70 * 1024];
+    let big = vec![b'{'; 1024 * 1024 + 1];
     let sig = signature(&token, &now, &big);
     send(post(big, Some(now.clone()), Some(sig))).await.problem(
         413,

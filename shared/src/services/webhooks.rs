@@ -317,16 +317,18 @@ impl Connector {
             return Ok(serde_json::json!({ "status": "duplicate" }));
         };
 
-        let mut detail = serde_json::json!({
-            "connection_id": connection_id,
-            "event": event,
-            "event_ts": event_ts,
-            "account_id": account_id,
-            "zoom_user_id": user_id,
-            "delivery_id": delivery_id,
-            "payload": profile::sanitize_payload(payload),
-        });
+        let mut detail = crate::domain::WebhookEventDetail {
+            connection_id: connection_id.to_string(),
+            event: event.to_owned(),
+            event_ts,
+            account_id: account_id.to_owned(),
+            zoom_user_id: user_id.to_owned(),
+            delivery_id: delivery_id.clone(),
+            payload: Some(profile::sanitize_payload(payload)),
+            payload_truncated: false,
+        };
         fit_detail(&mut detail);
+        let detail = serde_json::to_value(&detail).unwrap_or_default();
         let published = tokio::time::timeout(
             PUBLISH_TIMEOUT,
             self.bus.publish(events::WEBHOOK_EVENT, &detail),
@@ -586,10 +588,11 @@ impl Connector {
 }
 
 /// EventBridge's 256 KB: a detail above [`MAX_DETAIL_BYTES`] goes without its payload.
-fn fit_detail(detail: &mut serde_json::Value) {
-    if detail.to_string().len() > MAX_DETAIL_BYTES {
-        detail["payload"] = serde_json::Value::Null;
-        detail["payload_truncated"] = serde_json::Value::Bool(true);
+fn fit_detail(detail: &mut crate::domain::WebhookEventDetail) {
+    let size = serde_json::to_vec(detail).map_or(usize::MAX, |v| v.len());
+    if size > MAX_DETAIL_BYTES {
+        detail.payload = None;
+        detail.payload_truncated = true;
     }
 }
 
@@ -605,13 +608,24 @@ mod tests {
 
     #[test]
     fn a_detail_too_large_for_eventbridge_goes_without_its_payload() {
-        let mut small =
-            serde_json::json!({ "event": "meeting.started", "payload": { "object": {} } });
+        let detail = |payload: serde_json::Value| crate::domain::WebhookEventDetail {
+            connection_id: "conn_1".into(),
+            event: "recording.completed".into(),
+            event_ts: 1,
+            account_id: "acc".into(),
+            zoom_user_id: "user".into(),
+            delivery_id: "d".into(),
+            payload: Some(payload),
+            payload_truncated: false,
+        };
+        let mut small = detail(serde_json::json!({ "object": {} }));
         fit_detail(&mut small);
+        let small = serde_json::to_value(&small).unwrap();
         assert!(small["payload"].is_object() && small.get("payload_truncated").is_none());
-        let mut big = serde_json::json!({ "event": "recording.completed",
-            "payload": { "object": { "topic": "x".repeat(MAX_DETAIL_BYTES) } } });
+        let mut big =
+            detail(serde_json::json!({ "object": { "topic": "x".repeat(MAX_DETAIL_BYTES) } }));
         fit_detail(&mut big);
+        let big = serde_json::to_value(&big).unwrap();
         assert_eq!(big["payload"], serde_json::Value::Null);
         assert_eq!(big["payload_truncated"], true);
         assert_eq!(big["event"], "recording.completed");
