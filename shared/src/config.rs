@@ -127,7 +127,9 @@ impl Config {
             ),
             refresh_mode,
             refresh_tps,
-            platform_client_id: get("PLATFORM_CLIENT_ID").map(|v| v.trim().to_owned()),
+            platform_client_id: get("PLATFORM_CLIENT_ID")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
             aws: AwsNames {
                 connections_table: get("CONNECTIONS_TABLE")
                     .unwrap_or_else(|| "zoom-connector-connections".into()),
@@ -257,6 +259,25 @@ mod tests {
         assert!(c.is_allowed_origin(&Url::parse("https://app.example.com/done?x=1").unwrap()));
         assert!(!c.is_allowed_origin(&Url::parse("https://app.example.com.evil.io/").unwrap()));
         assert!(c.secure_cookies());
+    }
+
+    /// An unset template parameter arrives as an empty variable: that is no client ID (the
+    /// platform app's secret names it where it can be read), never "" to route with.
+    #[test]
+    fn an_empty_platform_client_id_is_none() {
+        assert_eq!(
+            cfg(&[("PLATFORM_CLIENT_ID", " ")])
+                .unwrap()
+                .platform_client_id,
+            None
+        );
+        assert_eq!(
+            cfg(&[("PLATFORM_CLIENT_ID", "abc")])
+                .unwrap()
+                .platform_client_id
+                .as_deref(),
+            Some("abc")
+        );
     }
 
     #[test]
