@@ -47,8 +47,30 @@ struct Deauthorization {
 }
 
 impl Connector {
-    /// Handles one delivery. Any authentication failure is a bare 401.
+    /// Handles one delivery and counts its outcome (`WebhookDeliveries`). Any authentication
+    /// failure is a bare 401.
     pub async fn handle_webhook(
+        &self,
+        timestamp: Option<&str>,
+        signature_header: Option<&str>,
+        body: &[u8],
+    ) -> Result<serde_json::Value, ApiError> {
+        let result = self.webhook(timestamp, signature_header, body).await;
+        let outcome = match &result {
+            Ok(answer) => match answer["status"].as_str() {
+                Some("duplicate") => "duplicate",
+                Some("ignored") => "ignored",
+                Some("published") => "published",
+                _ => "handled",
+            },
+            Err(e) if e.status.is_client_error() => "rejected",
+            Err(_) => "failed",
+        };
+        self.count(crate::metrics::Metric::WebhookDeliveries, Some(outcome));
+        result
+    }
+
+    async fn webhook(
         &self,
         timestamp: Option<&str>,
         signature_header: Option<&str>,
