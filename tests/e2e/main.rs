@@ -8,6 +8,7 @@ mod end_users;
 mod events;
 mod faults;
 mod hostile;
+mod metrics;
 mod refresh;
 mod rotation;
 mod secrets;
