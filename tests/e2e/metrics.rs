@@ -49,9 +49,15 @@ async fn counters_follow_the_flows(backend: Backend) {
 
     let totals = stack.connector.metrics.snapshot();
     // /users/me from the callback and the two actions.
-    assert!(count(&totals, "ZoomResponses", Some("2xx")) >= 3.0, "{totals:?}");
+    assert!(
+        count(&totals, "ZoomResponses", Some("2xx")) >= 3.0,
+        "{totals:?}"
+    );
     let latency = totals.iter().find(|t| t.name == "ActionLatency").unwrap();
-    assert_eq!(latency.count, 2.0, "the two actions, not the management routes");
+    assert_eq!(
+        latency.count, 2.0,
+        "the two actions, not the management routes"
+    );
     assert!(latency.sum.unwrap() > 0.0);
     assert_eq!(count(&totals, "Refreshes", Some("refreshed")), 1.0);
     assert_eq!(count(&totals, "TokenWrites", Some("stored")), 1.0);
