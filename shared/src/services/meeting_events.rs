@@ -546,7 +546,7 @@ fn same_meeting(requested: &serde_json::Value, listed: &serde_json::Value) -> bo
     }
 }
 
-/// The meeting queue's `maxReceiveCount` in template.yaml (checked by its test).
+/// The meeting queue's `maxReceiveCount` in template.yaml (tests/template asserts 5 there).
 pub const SQS_MAX_RECEIVE_COUNT: u32 = 5;
 
 /// Messages of one batch processed at once.
