@@ -39,6 +39,9 @@ pub struct Config {
     /// The platform app's client ID (`PLATFORM_CLIENT_ID`): lets the webhooks function route
     /// `/webhooks/zoom` without reading the platform app's secret. Unset: read from that secret.
     pub platform_client_id: Option<String>,
+    /// `CONNECTOR_KEYS_MAX_AGE_SECS` (default 60, 1..=300): how long a container trusts its
+    /// copy of the connector secret (API keys, webhook tokens) before reading it again.
+    pub keys_max_age: Duration,
     pub aws: AwsNames,
 }
 
@@ -110,6 +113,17 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let keys_max_age = parse_num::<u64>(
+            "CONNECTOR_KEYS_MAX_AGE_SECS",
+            get("CONNECTOR_KEYS_MAX_AGE_SECS"),
+            60,
+        )?;
+        if !(1..=300).contains(&keys_max_age) {
+            return Err(ConfigError::Invalid {
+                name: "CONNECTOR_KEYS_MAX_AGE_SECS",
+                reason: "must be 1 to 300 seconds".into(),
+            });
+        }
         let prefix = get("SECRETS_PREFIX").unwrap_or_else(|| "zoom-connector".into());
         Ok(Self {
             public_url: trim_trailing_slash(public_url),
@@ -130,6 +144,7 @@ impl Config {
             platform_client_id: get("PLATFORM_CLIENT_ID")
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty()),
+            keys_max_age: Duration::from_secs(keys_max_age),
             aws: AwsNames {
                 connections_table: get("CONNECTIONS_TABLE")
                     .unwrap_or_else(|| "zoom-connector-connections".into()),

@@ -73,6 +73,23 @@ pub struct ZoomIdentity {
     pub email: Option<String>,
 }
 
+/// The platform's own user the connection was made for (`end_user` of the connect session):
+/// the platform's handle to find its user's connections (`GET /connections?end_user_id=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EndUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl EndUser {
+    /// `None` when neither field is set, so an empty `{}` is not stored.
+    pub fn non_empty(self) -> Option<Self> {
+        (self.id.is_some() || self.email.is_some()).then_some(self)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LastError {
     pub code: String,
@@ -89,6 +106,9 @@ pub struct ConnectionRecord {
     pub status: ConnectionStatus,
     pub auth_type: AuthType,
     pub client_id: String,
+    /// Who at the platform this connection belongs to; indexed by `end_user.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<EndUser>,
     pub zoom: ZoomIdentity,
     pub scopes: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -122,6 +142,8 @@ pub struct Connection {
     pub status: ConnectionStatus,
     pub auth_type: AuthType,
     pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<EndUser>,
     pub zoom: ZoomIdentity,
     pub scopes: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -147,6 +169,7 @@ impl From<&ConnectionRecord> for Connection {
             status: r.status,
             auth_type: r.auth_type,
             client_id: r.client_id.clone(),
+            end_user: r.end_user.clone(),
             zoom: r.zoom.clone(),
             scopes: r.scopes.clone(),
             access_token_expires_at: r.access_token_expires_at,

@@ -11,21 +11,30 @@ use crate::services::Connector;
 pub async fn init() -> Result<Connector, lambda_http::Error> {
     crate::telemetry::init_lambda();
     let config = Config::from_env()?;
-    Ok(Connector::aws(config).await)
+    let mut connector = Connector::aws(config).await;
+    connector.metrics = std::sync::Arc::new(crate::metrics::EmfMetrics::from_lambda_env());
+    Ok(connector)
 }
 
 /// Serves an HTTP function's router (API Gateway HTTP API, payload 2.0): each request runs
 /// under its invocation's deadline, with the path API Gateway routed on.
-pub async fn serve(router: axum::Router) -> Result<(), lambda_http::Error> {
+/// The metrics recorded during a request are written (EMF) once it is answered.
+pub async fn serve(connector: Connector, router: axum::Router) -> Result<(), lambda_http::Error> {
     lambda_http::run(tower::service_fn(move |request: Request| {
         let deadline = request
             .lambda_context_ref()
             .map(|context| crate::deadline::from_lambda(context.deadline()));
         let request = with_route_path(request);
-        crate::deadline::within(
+        let answer = crate::deadline::within(
             deadline,
             tower::ServiceExt::oneshot(router.clone(), request),
-        )
+        );
+        let metrics = connector.metrics.clone();
+        async move {
+            let answer = answer.await;
+            metrics.flush();
+            answer
+        }
     }))
     .await
 }

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod lambda;
+pub mod metrics;
 pub mod ports;
 pub mod secret;
 pub mod services;

@@ -99,6 +99,15 @@ pub trait ConnectionStore: Send + Sync {
         after_id: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<ConnectionRecord>>;
+    /// A page of one end user's connections (`end_user.id`), ordered by id, optionally of one
+    /// status. Served by its own index: the cost is one end user's connections, not the table.
+    async fn list_end_user_connections(
+        &self,
+        end_user_id: &str,
+        status: Option<ConnectionStatus>,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionRecord>>;
     /// Connections whose `next_refresh_at` is at or before `due_by`, earliest first (index).
     async fn due_connections(
         &self,

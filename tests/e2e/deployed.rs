@@ -536,3 +536,73 @@ async fn a_timed_out_function_is_503_and_a_crashed_one_500() {
         r#"{"message":"Internal Server Error"}"#
     );
 }
+
+/// `end_user` from the session onto the connection, `?end_user_id=` from its index (the
+/// actions function's IAM grant on `list-end-user-index`), and the functions' EMF metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn end_user_listing_and_metrics_through_the_front() {
+    let stack = DeployedStack::start().await;
+    let session = stack
+        .create_session(
+            json!({ "auth_type": "platform_app", "end_user": { "id": "pu-7", "email": "p@x.io" } }),
+        )
+        .await;
+    let result = stack
+        .run_flow(session["connect_url"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(result.status, 200, "{}", result.body);
+    let id = result.connection_id().unwrap();
+    let (status, body) = call(&stack, Method::GET, "/connections?end_user_id=pu-7", None).await;
+    assert_eq!(status, 200, "{body}");
+    let page = json_of(&body);
+    assert_eq!(page["connections"][0]["id"], id.as_str());
+    assert_eq!(
+        page["connections"][0]["end_user"],
+        json!({ "id": "pu-7", "email": "p@x.io" })
+    );
+    let (_, body) = call(
+        &stack,
+        Method::GET,
+        "/connections?end_user_id=pu-7&status=revoked",
+        None,
+    )
+    .await;
+    assert_eq!(json_of(&body)["connections"], json!([]));
+    let (status, body) = call(
+        &stack,
+        Method::GET,
+        &format!("/connections/{id}/zoom/me"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The actions function wrote EMF lines for that action into its log stream.
+    let namespace = format!("ZoomConnector/{}", stack.stage);
+    let mut emf: Vec<Value> = Vec::new();
+    for _ in 0..20 {
+        emf = stack
+            .function_logs("actions")
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace.as_str())
+            .collect();
+        if emf.iter().any(|l| l.get("ZoomResponses").is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let zoom = emf
+        .iter()
+        .find(|l| l.get("ZoomResponses").is_some())
+        .unwrap_or_else(|| panic!("no ZoomResponses line in {emf:?}"));
+    assert_eq!(zoom["Function"], "actions");
+    assert_eq!(zoom["StatusClass"], "2xx");
+    assert!(
+        emf.iter().any(|l| l.get("ActionLatency").is_some()),
+        "{emf:?}"
+    );
+    let all = emf.iter().map(Value::to_string).collect::<String>();
+    assert!(!all.contains(&id), "no connection id in a metric: {all}");
+    stack.assert_aws_calls_allowed_by_iam();
+}

@@ -23,6 +23,7 @@ fn record(id: &str, status: ConnectionStatus, next_refresh_at: Option<i64>) -> C
         status,
         auth_type: AuthType::PlatformApp,
         client_id: "client".into(),
+        end_user: None,
         zoom: ZoomIdentity {
             user_id: format!("u-{id}"),
             account_id: "acc".into(),

@@ -125,6 +125,8 @@ pub struct DeployedStack {
     pub aws: AwsResources,
     /// The stage the resources are named for (as template.yaml names them).
     pub stage: String,
+    /// Where each function process's stdout/stderr go (`<function>-<n>.log`).
+    pub log_dir: std::path::PathBuf,
     pools: HashMap<String, Arc<FunctionPool>>,
     proxies: BTreeMap<String, FaultProxy>,
     _gateway: ApiGateway,
@@ -178,6 +180,7 @@ impl DeployedStack {
             ("REFRESH_TPS", "40".to_owned()),
             ("RUST_LOG", "info".to_owned()),
             ("PLATFORM_CLIENT_ID", zoom_sim::DEFAULT_CLIENT_ID.to_owned()),
+            ("CONNECTOR_STAGE", stage.clone()),
         ]);
         // Not in the template (production talks to zoom.us): the simulator.
         let zoom = [
@@ -271,10 +274,27 @@ impl DeployedStack {
             connector,
             aws,
             stage,
+            log_dir,
             pools,
             proxies,
             _gateway: gateway,
         }
+    }
+
+    /// Everything `function`'s processes wrote so far (stdout and stderr).
+    pub fn function_logs(&self, function: &str) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.log_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{function}-")) && name.ends_with(".log") {
+                out.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        out
     }
 
     /// Invokes a function directly, as an event source does (SQS, Scheduler).

@@ -132,6 +132,7 @@ pub async fn create_table(sdk: &aws_config::SdkConfig, table: &str) {
         .attribute_definitions(attr("id", ScalarAttributeType::S))
         .attribute_definitions(attr("list_shard", ScalarAttributeType::S))
         .attribute_definitions(attr("list_status", ScalarAttributeType::S))
+        .attribute_definitions(attr("list_end_user", ScalarAttributeType::S))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
         .set_global_secondary_indexes(Some(
@@ -145,6 +146,11 @@ pub async fn create_table(sdk: &aws_config::SdkConfig, table: &str) {
                 (
                     zoom_connector::adapters::aws::LIST_STATUS_INDEX,
                     "list_status",
+                    "id",
+                ),
+                (
+                    zoom_connector::adapters::aws::LIST_END_USER_INDEX,
+                    "list_end_user",
                     "id",
                 ),
             ]

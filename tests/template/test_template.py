@@ -7,6 +7,7 @@ nothing else (the standard library does the rest).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -681,6 +682,7 @@ def test_connections_table(template):
         "id": "S",
         "list_shard": "S",
         "list_status": "S",
+        "list_end_user": "S",
     }
     indexes = {
         g["IndexName"]: [(k["AttributeName"], k["KeyType"]) for k in g["KeySchema"]]
@@ -692,6 +694,8 @@ def test_connections_table(template):
         # GET /connections, and with ?status=: sharded, ordered by id.
         "list-index": [("list_shard", "HASH"), ("id", "RANGE")],
         "list-status-index": [("list_status", "HASH"), ("id", "RANGE")],
+        # GET /connections?end_user_id=: sparse, one partition per end user, ordered by id.
+        "list-end-user-index": [("list_end_user", "HASH"), ("id", "RANGE")],
     }
     for gsi in props["GlobalSecondaryIndexes"]:
         assert gsi["Projection"]["ProjectionType"] == "ALL"
@@ -745,22 +749,46 @@ def test_secrets(template):
     assert "webhook_secret_token" in generated["SecretStringTemplate"]
 
 
-def test_refresh_metric_filters(template):
-    filters = resources_of_type(template, "AWS::Logs::MetricFilter")
-    by_pattern = {}
-    for mf in filters.values():
-        by_pattern.setdefault(mf["Properties"]["FilterPattern"], []).append(mf["Properties"]["LogGroupName"])
-    _, refresh = function_by_binary(template)["refresh"]
-    refresh_group = refresh["Properties"]["LoggingConfig"]["LogGroup"]
-    assert by_pattern['{ $.fields.event = "refresh_failed" }'] == [refresh_group]
-    # New tokens held only in memory must alarm wherever a refresh can happen.
-    write_failed = by_pattern['{ $.fields.event = "refresh_write_failed" }']
-    for binary in ("refresh", "actions", "meeting-events"):
-        _, fn = function_by_binary(template)[binary]
-        assert fn["Properties"]["LoggingConfig"]["LogGroup"] in write_failed, binary
-    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm").values()
-    metrics = {a["Properties"].get("MetricName") for a in alarms}
-    assert {"RefreshFailed", "RefreshWriteFailed", "5xx"} <= metrics
+METRICS = json.loads((Path(__file__).with_name("metrics.json")).read_text())
+
+
+def _namespace(props) -> str:
+    ns = props.get("Namespace", "")
+    return ns.get("Fn::Sub", "") if isinstance(ns, dict) else ns
+
+
+def test_connector_alarms_use_metrics_the_code_emits(template):
+    """Every alarm in the connector's namespace names a metric of the code's catalogue
+    (tests/template/metrics.json, kept equal to shared/src/metrics.rs by a Rust test) or of a
+    log metric filter in the template, with dimensions the code writes."""
+    catalogue = {m["name"]: m for m in METRICS["metrics"]}
+    filtered = {
+        t["MetricName"]
+        for mf in resources_of_type(template, "AWS::Logs::MetricFilter").values()
+        for t in mf["Properties"]["MetricTransformations"]
+    }
+    ours = [
+        (name, a["Properties"])
+        for name, a in resources_of_type(template, "AWS::CloudWatch::Alarm").items()
+        if _namespace(a["Properties"]).startswith(METRICS["namespace_prefix"] + "/")
+    ]
+    assert ours, "the connector's own metrics alarm on something"
+    for name, props in ours:
+        assert props["Namespace"] == {"Fn::Sub": METRICS["namespace_prefix"] + "/${Stage}"}, name
+        metric = props["MetricName"]
+        assert metric in catalogue or metric in filtered, f"{name}: {metric} is emitted by nothing"
+        if metric not in catalogue:
+            continue
+        allowed = {METRICS["function_dimension"], catalogue[metric]["dimension"]}
+        for d in props.get("Dimensions", []):
+            assert d["Name"] in allowed, f"{name}: dimension {d['Name']}"
+            if d["Name"] == catalogue[metric]["dimension"]:
+                assert d["Value"] in catalogue[metric]["values"], f"{name}: {d['Value']}"
+    metrics = {p["MetricName"] for _, p in ours}
+    assert {"Refreshes", "TokenWrites"} <= metrics
+    # Every function knows its stage, which names the namespace.
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CONNECTOR_STAGE"] == {"Ref": "Stage"}
 
 
 def test_outputs(template):

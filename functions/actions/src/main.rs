@@ -3,5 +3,9 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let connector = zoom_connector::lambda::init().await?;
-    zoom_connector::lambda::serve(zoom_connector::http::actions_router(connector)).await
+    zoom_connector::lambda::serve(
+        connector.clone(),
+        zoom_connector::http::actions_router(connector),
+    )
+    .await
 }

@@ -12,9 +12,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let deadline = zoom_connector::deadline::from_lambda(event.context.deadline());
             let work = handle_sqs_event(&connector, event.payload);
-            Ok::<SqsBatchResponse, lambda_runtime::Error>(
-                zoom_connector::deadline::within(Some(deadline), work).await,
-            )
+            let response = zoom_connector::deadline::within(Some(deadline), work).await;
+            connector.metrics.flush();
+            Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
         }
     }))
     .await

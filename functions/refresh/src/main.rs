@@ -12,8 +12,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             // Stop before Lambda's deadline; what is left waits for the next run.
             let deadline = zoom_connector::deadline::from_lambda(event.context.deadline());
             let report =
-                zoom_connector::deadline::within(Some(deadline), connector.run_sweep(deadline));
-            Ok::<SweepReport, lambda_runtime::Error>(report.await)
+                zoom_connector::deadline::within(Some(deadline), connector.run_sweep(deadline))
+                    .await;
+            connector.metrics.flush();
+            Ok::<SweepReport, lambda_runtime::Error>(report)
         }
     }))
     .await

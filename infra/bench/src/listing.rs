@@ -80,6 +80,7 @@ fn record(i: usize, now: OffsetDateTime) -> ConnectionRecord {
         status: status_of(i),
         auth_type: AuthType::PlatformApp,
         client_id: zoom_sim::DEFAULT_CLIENT_ID.to_owned(),
+        end_user: None,
         scopes: vec!["meeting:write".into(), "recording:read".into()],
         access_token_expires_at: Some(now),
         last_refreshed_at: Some(now),

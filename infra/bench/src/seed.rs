@@ -113,6 +113,7 @@ pub fn connection_for(
         status: ConnectionStatus::Active,
         auth_type: AuthType::PlatformApp,
         client_id: zoom_sim::DEFAULT_CLIENT_ID.to_owned(),
+        end_user: None,
         zoom: ZoomIdentity {
             user_id: issued.user.id.clone(),
             account_id: issued.user.account_id.clone(),

@@ -211,6 +211,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .route("/local/events/meetings", post(enqueue_meeting_event))
         .route("/local/refresh/run", post(run_sweep_now))
         .route("/local/events", get(list_events))
+        .route("/local/metrics", get(list_metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             connector.clone(),
             common::require_api_key,
@@ -297,4 +298,13 @@ async fn list_events(State(state): State<LocalState>) -> Result<Json<serde_json:
         EventLog::Memory(bus) => bus.log.lock().map(|l| l.clone()).unwrap_or_default(),
     };
     Ok(Json(serde_json::json!({ "events": events })))
+}
+
+/// `GET /local/metrics`: the counters the functions send to CloudWatch (EMF) on AWS, totalled
+/// since this stack started.
+async fn list_metrics(State(state): State<LocalState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "namespace": format!("{}/local", zoom_connector::metrics::NAMESPACE_PREFIX),
+        "metrics": state.connector.metrics.snapshot(),
+    }))
 }

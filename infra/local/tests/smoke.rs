@@ -226,6 +226,40 @@ async fn make_dev_stack_serves_the_whole_flow_and_stops_cleanly() {
             .all(|t| t["detail"]["connection_id"] == id.as_str())
     );
 
+    // The counters of what happened, by metric and outcome (API key required).
+    let unauthorized = http
+        .get(format!("{base}/local/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let metrics: serde_json::Value = http
+        .get(format!("{base}/local/metrics"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metrics["namespace"], "ZoomConnector/local");
+    let count = |name: &str, value: Option<&str>| {
+        metrics["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name && m["value"].as_str() == value)
+            .and_then(|m| m["count"].as_f64())
+            .unwrap_or(0.0)
+    };
+    assert!(count("ZoomResponses", Some("2xx")) >= 2.0, "{metrics}");
+    assert!(count("MeetingEvents", Some("settled")) >= 1.0, "{metrics}");
+    assert!(
+        count("EventsPublished", Some("published")) >= 2.0,
+        "{metrics}"
+    );
+    assert!(count("ActionLatency", None) >= 1.0, "{metrics}");
+
     // The data dir is private.
     use std::os::unix::fs::PermissionsExt;
     for file in ["connector.db", "api-key"] {

@@ -7,7 +7,7 @@
 //! - connection: `pk = CONN#{id}`, `sk = CONN`, `kind`, `id`, `status`, `version`, `body`
 //!   (JSON), and while it is due for refreshes `refresh_shard = "due"` + `next_refresh_at`, the
 //!   keys of the sparse `next-refresh-index`; always `list_shard` and `list_status`, the keys of
-//!   the listing indexes below;
+//!   the listing indexes below; `list_end_user` when the connection has an `end_user.id`;
 //! - small records: `pk = {KIND}#{key}`, `sk = ITEM`, `value` (JSON), `version`, `expires_at`,
 //!   and `ttl` (same as `expires_at`, the table's TTL attribute).
 //!
@@ -27,10 +27,12 @@
 //! position between pages is the last id returned (the service wraps it in its opaque cursor):
 //! since every shard is ordered by id, that one id is each shard's resume point.
 //!
-//! Room for `?end_user_id=` the same way: a third sparse GSI, hash
-//! `list_end_user = "{end_user_id}"` (one end user's connections are few: no shards needed),
-//! range `id` (or `"{status}#{id}"` to combine with `status` by `begins_with`), written only for
-//! records with an end user; the page is then a single query.
+//! `?end_user_id=`: a third sparse GSI, `list-end-user-index`, hash `list_end_user` (the end
+//! user id; one end user's connections are few, so no shards), range `id`, written only for
+//! records with an `end_user.id`. A page is one query (`id > :after`) in that partition; with
+//! `?status=` too, the status is a filter within the partition (DynamoDB reads, and bills, the
+//! end user's other connections as well, a handful), and the query continues until the page is
+//! full or the partition ends.
 //!
 //! Records written before these indexes existed get `list_shard`/`list_status` on their next
 //! write; until then they are not listed (a one-off backfill rewrites them, see the report).
@@ -56,6 +58,8 @@ pub const NEXT_REFRESH_INDEX: &str = "next-refresh-index";
 pub const LIST_INDEX: &str = "list-index";
 /// Connection records by `list_status` (`"{status}#{shard}"`), ordered by `id`.
 pub const LIST_STATUS_INDEX: &str = "list-status-index";
+/// Connection records with an end user, by `list_end_user` (the end user id), ordered by `id`.
+pub const LIST_END_USER_INDEX: &str = "list-end-user-index";
 /// How many partitions the listing indexes spread connection records over. Fixed: changing it
 /// means rewriting every record's `list_shard`/`list_status`.
 pub const LIST_SHARDS: u8 = 8;
@@ -354,6 +358,9 @@ pub fn connection_item(
             s(list_status_key(record.status, shard)),
         ),
     ]);
+    if let Some(end_user_id) = record.end_user.as_ref().and_then(|u| u.id.as_deref()) {
+        item.insert("list_end_user".into(), s(end_user_id));
+    }
     if let Some(at) = record.next_refresh_at {
         item.insert("refresh_shard".into(), s(DUE_SHARD));
         item.insert("next_refresh_at".into(), n(at));
@@ -528,6 +535,66 @@ impl DynamoConnectionStore {
     }
 }
 
+impl DynamoConnectionStore {
+    /// A page of one end user's connections (see the module docs): one partition of
+    /// `list-end-user-index`, read until the page is full or the partition ends.
+    pub async fn list_end_user_page(
+        &self,
+        end_user_id: &str,
+        status: Option<ConnectionStatus>,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<ConnectionRecord>, ListCost)> {
+        let mut cost = ListCost::default();
+        let mut records = Vec::new();
+        let after = after_id.filter(|a| !a.is_empty());
+        let mut resume: Option<Attrs> = None;
+        while records.len() < limit {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(LIST_END_USER_INDEX)
+                .expression_attribute_names("#h", "list_end_user")
+                .expression_attribute_values(":h", s(end_user_id))
+                // Without a status filter every item read is returned: ask for exactly the
+                // rest of the page. With one, read ahead a little more.
+                .limit(
+                    (limit - records.len()).clamp(1, 1000) as i32
+                        + i32::from(status.is_some()) * 10,
+                )
+                .set_exclusive_start_key(resume.take());
+            let query = match after {
+                Some(after) => query
+                    .key_condition_expression("#h = :h AND #id > :after")
+                    .expression_attribute_names("#id", "id")
+                    .expression_attribute_values(":after", s(after)),
+                None => query.key_condition_expression("#h = :h"),
+            };
+            let query = match status {
+                Some(st) => query
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", s(st.as_str())),
+                None => query,
+            };
+            let out = query.send().await.map_err(|e| classify("Query", &e))?;
+            cost.queries += 1;
+            cost.items_read += out.scanned_count().max(out.count()).max(0) as u64;
+            for item in out.items() {
+                if records.len() < limit {
+                    records.push(record_from(item)?);
+                }
+            }
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(key) => resume = Some(key),
+                None => break,
+            }
+        }
+        Ok((records, cost))
+    }
+}
+
 fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.code() == Some("ConditionalCheckFailedException")
 }
@@ -593,6 +660,19 @@ impl ConnectionStore for DynamoConnectionStore {
         limit: usize,
     ) -> StoreResult<Vec<ConnectionRecord>> {
         Ok(self.list_page(status, after_id, limit).await?.0)
+    }
+
+    async fn list_end_user_connections(
+        &self,
+        end_user_id: &str,
+        status: Option<ConnectionStatus>,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionRecord>> {
+        Ok(self
+            .list_end_user_page(end_user_id, status, after_id, limit)
+            .await?
+            .0)
     }
 
     async fn due_connections(

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS connections (
     status TEXT NOT NULL,
     next_refresh_at INTEGER,
     version INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    end_user_id TEXT
 );
 CREATE INDEX IF NOT EXISTS connections_next_refresh ON connections (next_refresh_at)
     WHERE next_refresh_at IS NOT NULL;
@@ -106,6 +107,7 @@ impl LocalStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        migrate(&conn)?;
         for suffix in ["-wal", "-shm"] {
             let mut side = path.clone().into_os_string();
             side.push(suffix);
@@ -164,6 +166,31 @@ impl LocalStore {
         })
         .await
     }
+}
+
+/// Brings a data dir made by an older version up to the schema: the `end_user_id` column
+/// (backfilled from the records' JSON) and its partial index, like the sparse GSI on AWS.
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let has_column: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('connections') WHERE name = 'end_user_id'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db_err)?
+        > 0;
+    if !has_column {
+        conn.execute_batch(
+            "ALTER TABLE connections ADD COLUMN end_user_id TEXT;
+             UPDATE connections SET end_user_id = json_extract(body, '$.end_user.id');",
+        )
+        .map_err(db_err)?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS connections_end_user ON connections (end_user_id, id)
+             WHERE end_user_id IS NOT NULL;",
+    )
+    .map_err(db_err)
 }
 
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
@@ -325,10 +352,17 @@ impl ConnectionStore for LocalStore {
             record.version = expected.map_or(1, |v| v + 1);
             let body = serde_json::to_string(&record).map_err(json_err)?;
             tx.execute(
-                "INSERT INTO connections (id, status, next_refresh_at, version, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO connections (id, status, next_refresh_at, version, body, end_user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(id) DO UPDATE SET status = excluded.status, next_refresh_at = excluded.next_refresh_at,
-                   version = excluded.version, body = excluded.body",
-                params![record.id, record.status.as_str(), record.next_refresh_at, record.version as i64, body],
+                   version = excluded.version, body = excluded.body, end_user_id = excluded.end_user_id",
+                params![
+                    record.id,
+                    record.status.as_str(),
+                    record.next_refresh_at,
+                    record.version as i64,
+                    body,
+                    record.end_user.as_ref().and_then(|u| u.id.as_deref()),
+                ],
             )
             .map_err(db_err)?;
             tx.commit().map_err(db_err)?;
@@ -361,6 +395,28 @@ impl ConnectionStore for LocalStore {
                 "SELECT body, version FROM connections WHERE id > ?1 AND (?2 IS NULL OR status = ?2)
                  ORDER BY id LIMIT ?3",
                 params![after, status, limit as i64],
+            )
+        })
+        .await
+    }
+
+    async fn list_end_user_connections(
+        &self,
+        end_user_id: &str,
+        status: Option<ConnectionStatus>,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionRecord>> {
+        let end_user_id = end_user_id.to_owned();
+        let after = after_id.unwrap_or("").to_owned();
+        let status = status.map(|s| s.as_str().to_owned());
+        self.with(move |c| {
+            query_connections(
+                c,
+                "SELECT body, version FROM connections
+                 WHERE end_user_id = ?1 AND id > ?2 AND (?3 IS NULL OR status = ?3)
+                 ORDER BY id LIMIT ?4",
+                params![end_user_id, after, status, limit as i64],
             )
         })
         .await

@@ -46,9 +46,32 @@ pub fn routes(connector: Connector) -> Router<Connector> {
         .route("/connections/{id}/proxy", any(proxy_without_path))
         .route("/connections/{id}/proxy/", any(proxy_without_path))
         .route_layer(axum::middleware::from_fn_with_state(
+            connector.clone(),
+            time_action,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
             connector,
             require_api_key,
         ))
+}
+
+/// `ActionLatency`: the Zoom actions and the proxy, from the authorized request to the answer.
+async fn time_action(
+    State(connector): State<Connector>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let is_action = path.contains("/zoom/") || path.contains("/proxy");
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    if is_action {
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        connector
+            .metrics
+            .record(crate::metrics::Metric::ActionLatency, None, ms);
+    }
+    response
 }
 
 /// Zoom's answer as ours: status, body and the headers worth passing on.
@@ -84,7 +107,7 @@ fn no_content(answer: PassThrough) -> Response {
 }
 
 #[utoipa::path(get, path = "/connections", tag = "connections", security(("api_key" = [])),
-    params(("status" = Option<String>, Query, description = "pending|active|refresh_failing|needs_reauth|revoked"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("status" = Option<String>, Query, description = "pending|active|refresh_failing|needs_reauth|revoked"), ("end_user_id" = Option<String>, Query, description = "only the connections made for this end user (`end_user.id` of the connect session); combines with `status`"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = ConnectionList), (status = 401, description = "unauthorized")))]
 pub async fn list_connections(
     State(c): State<Connector>,

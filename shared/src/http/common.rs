@@ -118,7 +118,8 @@ async fn problem_for_framework_errors(response: Response) -> Response {
     }
 }
 
-/// Backend routes: `Authorization: Bearer <api key>`, compared in constant time.
+/// Backend routes: `Authorization: Bearer <api key>` (the current or the previous key),
+/// compared in constant time.
 pub async fn require_api_key(
     State(connector): State<Connector>,
     request: Request,
@@ -136,9 +137,11 @@ pub async fn require_api_key(
     let Some(presented) = presented.filter(|p| !p.is_empty()) else {
         return ApiError::unauthorized().into_response();
     };
-    match connector.connector_keys().await {
-        Ok(keys) if keys.api_key.ct_eq(presented) => next.run(request).await,
-        Ok(_) => ApiError::unauthorized().into_response(),
+    // The current or the previous key (rotation); see `services::keys` for when a change
+    // reaches this container.
+    match connector.check_api_key(presented).await {
+        Ok(true) => next.run(request).await,
+        Ok(false) => ApiError::unauthorized().into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -235,6 +235,7 @@ impl Connector {
                 .zoom
                 .send(self.request(&token.api_base, call, token.access_token.clone()))
                 .await;
+            self.count_zoom_answer(&result);
             if let Ok(r) = &result
                 && r.status == 401
                 && !refreshed
@@ -266,6 +267,24 @@ impl Connector {
                 continue;
             }
             return result.map_err(|e| transport_error(&e));
+        }
+    }
+
+    /// `ZoomResponses` by status class, and `ZoomRateLimited`.
+    fn count_zoom_answer(&self, result: &Result<ZoomResponse, crate::ports::ZoomTransportError>) {
+        use crate::metrics::Metric;
+        let class = match result {
+            Ok(r) => match r.status {
+                200..=299 => "2xx",
+                300..=399 => "3xx",
+                400..=499 => "4xx",
+                _ => "5xx",
+            },
+            Err(_) => "timeout",
+        };
+        self.count(Metric::ZoomResponses, Some(class));
+        if matches!(result, Ok(r) if r.status == 429) {
+            self.count(Metric::ZoomRateLimited, None);
         }
     }
 
@@ -301,11 +320,9 @@ impl Connector {
     ) -> Result<T, ApiError> {
         let mut request = self.request(api_base, &ZoomCall::get(path), access_token.clone());
         request.timeout = crate::deadline::capped(timeout);
-        let response = self
-            .zoom
-            .send(request)
-            .await
-            .map_err(|e| transport_error(&e))?;
+        let response = self.zoom.send(request).await;
+        self.count_zoom_answer(&response);
+        let response = response.map_err(|e| transport_error(&e))?;
         if response.status >= 400 {
             return Err(map_zoom_error(&response, self.now()));
         }

@@ -421,6 +421,12 @@ impl Connector {
                     status: ConnectionStatus::Active,
                     auth_type: secret.auth_type,
                     client_id: secret.client_id.clone(),
+                    // A session that names an end user (re)assigns the connection to them; one
+                    // that does not (a reconnect from an operator tool) keeps the stored one.
+                    end_user: stored
+                        .end_user
+                        .clone()
+                        .or_else(|| current.as_ref().and_then(|c| c.end_user.clone())),
                     zoom: zoom.clone(),
                     scopes: secret.scopes.clone(),
                     access_token_expires_at: Some(secret.expires_at),

@@ -13,6 +13,7 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::Connector;
+pub use crate::domain::EndUser;
 use crate::domain::{AuthType, ClientCredentials};
 use crate::error::ApiError;
 use crate::ports::ItemKind;
@@ -21,14 +22,6 @@ use crate::secret::{SecretString, random_token, sha256_hex};
 pub const SESSION_TTL_SECS: i64 = 30 * 60;
 pub const STATE_TTL_SECS: i64 = 10 * 60;
 const MAX_FIELD: usize = 512;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-pub struct EndUser {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-}
 
 /// Body of `POST /connect/sessions`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -185,6 +178,30 @@ fn check_len(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Bytes of `end_user.id`: it becomes a DynamoDB index key (at most 2048 bytes) and a query
+/// parameter, so keep it to what platform user ids need.
+pub const MAX_END_USER_ID: usize = 256;
+/// Bytes of `end_user.email` (RFC 5321's path limit, rounded).
+pub const MAX_END_USER_EMAIL: usize = 320;
+
+fn check_end_user(user: &EndUser) -> Result<(), ApiError> {
+    for (field, value, max) in [
+        ("end_user.id", &user.id, MAX_END_USER_ID),
+        ("end_user.email", &user.email, MAX_END_USER_EMAIL),
+    ] {
+        let Some(v) = value else { continue };
+        check_len(field, v)?;
+        if v.len() > max {
+            return Err(
+                ApiError::validation(format!("`{field}` must be at most {max} bytes.")).with_extra(
+                    serde_json::json!({ "errors": [{ "field": field, "message": "too long" }] }),
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 impl Connector {
     /// `POST /connect/sessions`.
     pub async fn create_session(
@@ -253,11 +270,7 @@ impl Connector {
             }
         }
         if let Some(user) = &req.end_user {
-            for (field, value) in [("end_user.id", &user.id), ("end_user.email", &user.email)] {
-                if let Some(v) = value {
-                    check_len(field, v)?;
-                }
-            }
+            check_end_user(user)?;
         }
 
         let token = random_token(32);
@@ -279,7 +292,7 @@ impl Connector {
             has_webhook_secret: req.webhook_secret_token.is_some(),
             connection_id: req.connection_id,
             return_url: req.return_url,
-            end_user: req.end_user,
+            end_user: req.end_user.and_then(EndUser::non_empty),
         };
         let value =
             serde_json::to_value(&session).map_err(|e| ApiError::internal(e.to_string()))?;

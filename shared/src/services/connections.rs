@@ -16,6 +16,9 @@ pub const PAGE_SIZE: usize = 50;
 pub struct ListQuery {
     #[serde(default)]
     pub status: Option<String>,
+    /// Only this end user's connections (`end_user.id` of the connect session).
+    #[serde(default)]
+    pub end_user_id: Option<String>,
     #[serde(default)]
     pub cursor: Option<String>,
     #[serde(default)]
@@ -29,31 +32,51 @@ pub struct ConnectionList {
 }
 
 /// The opaque `cursor` of `GET /connections`: base64url (no padding) of
-/// `{"v":1,"after":"<last id of the page>","status":<the filter or null>}`. The stores resume
-/// after that id (every backend lists in id order; DynamoDB seeks each listing shard with it,
-/// see `adapters::aws`). A cursor that does not decode to that shape, names something that
-/// is not a connection id, or was issued for another `status` answers 400 `validation_failed`.
+/// `{"v":1,"after":"<last id of the page>","status":<the filter or null>,"eu":"<hash>"?}`.
+/// The stores resume after that id (every backend lists in id order; DynamoDB seeks each
+/// listing shard with it, see `adapters::aws`). `eu` is a short hash of the `end_user_id`
+/// filter (the id itself may be personal data and cursors end up in URLs and logs). A cursor
+/// that does not decode to that shape, names something that is not a connection id, or was
+/// issued for another `status` or `end_user_id` answers 400 `validation_failed`.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 struct ListCursor {
     v: u8,
     after: String,
     status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    eu: Option<String>,
 }
 
 const CURSOR_VERSION: u8 = 1;
 
-fn encode_cursor(after: &str, status: Option<ConnectionStatus>) -> String {
+/// The filters a cursor belongs to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Filter<'a> {
+    status: Option<ConnectionStatus>,
+    end_user_id: Option<&'a str>,
+}
+
+impl Filter<'_> {
+    fn end_user_hash(&self) -> Option<String> {
+        self.end_user_id
+            .map(|id| crate::secret::sha256_hex(id)[..16].to_owned())
+    }
+}
+
+fn encode_cursor(after: &str, filter: Filter<'_>) -> String {
     let cursor = ListCursor {
         v: CURSOR_VERSION,
         after: after.to_owned(),
-        status: status.map(|s| s.as_str().to_owned()),
+        status: filter.status.map(|s| s.as_str().to_owned()),
+        eu: filter.end_user_hash(),
     };
     let json = serde_json::to_vec(&cursor).unwrap_or_default();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_cursor(cursor: &str, status: Option<ConnectionStatus>) -> Result<String, ApiError> {
+fn decode_cursor(cursor: &str, filter: Filter<'_>) -> Result<String, ApiError> {
+    let status = filter.status;
     let bad = || ApiError::validation("`cursor` is not a cursor this API returned.");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
@@ -67,6 +90,11 @@ fn decode_cursor(cursor: &str, status: Option<ConnectionStatus>) -> Result<Strin
             "`cursor` belongs to a listing with another `status`; repeat the same query.",
         ));
     }
+    if decoded.eu != filter.end_user_hash() {
+        return Err(ApiError::validation(
+            "`cursor` belongs to a listing with another `end_user_id`; repeat the same query.",
+        ));
+    }
     Ok(decoded.after)
 }
 
@@ -78,20 +106,39 @@ impl Connector {
                 ApiError::validation("`status` must be one of pending, active, refresh_failing, needs_reauth, revoked.")
             })?),
         };
+        let end_user_id = query.end_user_id.as_deref().filter(|s| !s.is_empty());
+        if end_user_id.is_some_and(|id| id.len() > super::connect::MAX_END_USER_ID) {
+            return Err(ApiError::validation(format!(
+                "`end_user_id` must be at most {} bytes.",
+                super::connect::MAX_END_USER_ID
+            )));
+        }
+        let filter = Filter {
+            status,
+            end_user_id,
+        };
         let after = query
             .cursor
             .as_deref()
             .filter(|c| !c.is_empty())
-            .map(|c| decode_cursor(c, status))
+            .map(|c| decode_cursor(c, filter))
             .transpose()?;
         let limit = query.limit.unwrap_or(PAGE_SIZE).clamp(1, 200);
-        let mut records = self
-            .store
-            .list_connections(status, after.as_deref(), limit + 1)
-            .await?;
+        let mut records = match end_user_id {
+            Some(eu) => {
+                self.store
+                    .list_end_user_connections(eu, status, after.as_deref(), limit + 1)
+                    .await?
+            }
+            None => {
+                self.store
+                    .list_connections(status, after.as_deref(), limit + 1)
+                    .await?
+            }
+        };
         let next_cursor = if records.len() > limit {
             records.truncate(limit);
-            records.last().map(|r| encode_cursor(&r.id, status))
+            records.last().map(|r| encode_cursor(&r.id, filter))
         } else {
             None
         };
@@ -172,20 +219,56 @@ impl Connector {
 mod tests {
     use super::*;
 
+    fn status(s: ConnectionStatus) -> Filter<'static> {
+        Filter {
+            status: Some(s),
+            end_user_id: None,
+        }
+    }
+
+    const NONE: Filter<'static> = Filter {
+        status: None,
+        end_user_id: None,
+    };
+
     #[test]
     fn a_cursor_round_trips_with_its_status() {
-        let c = encode_cursor("conn_0123abcd", Some(ConnectionStatus::Active));
+        let c = encode_cursor("conn_0123abcd", status(ConnectionStatus::Active));
         assert_eq!(
-            decode_cursor(&c, Some(ConnectionStatus::Active)).unwrap(),
+            decode_cursor(&c, status(ConnectionStatus::Active)).unwrap(),
             "conn_0123abcd"
         );
-        let c = encode_cursor("conn_b", None);
-        assert_eq!(decode_cursor(&c, None).unwrap(), "conn_b");
+        let c = encode_cursor("conn_b", NONE);
+        assert_eq!(decode_cursor(&c, NONE).unwrap(), "conn_b");
+    }
+
+    #[test]
+    fn a_cursor_belongs_to_its_end_user() {
+        let alice = Filter {
+            status: None,
+            end_user_id: Some("alice@example.com"),
+        };
+        let bob = Filter {
+            end_user_id: Some("bob"),
+            ..alice
+        };
+        let c = encode_cursor("conn_a", alice);
+        assert_eq!(decode_cursor(&c, alice).unwrap(), "conn_a");
+        // The end user id itself is not in the cursor.
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&c)
+            .unwrap();
+        assert!(!String::from_utf8(raw).unwrap().contains("alice"));
+        for other in [bob, NONE] {
+            let err = decode_cursor(&c, other).unwrap_err();
+            assert_eq!(err.code, "validation_failed");
+        }
+        assert!(decode_cursor(&encode_cursor("conn_a", NONE), alice).is_err());
     }
 
     #[test]
     fn a_tampered_cursor_is_a_validation_error() {
-        let good = encode_cursor("conn_0123abcd", None);
+        let good = encode_cursor("conn_0123abcd", NONE);
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let mut flipped = good.clone().into_bytes();
         flipped[3] ^= 0x01;
@@ -202,11 +285,11 @@ mod tests {
             b64(r#"{"v":1,"after":"conn_a","status":"active"}"#),
         ];
         for cursor in cases {
-            let err = decode_cursor(&cursor, None).expect_err(&cursor);
+            let err = decode_cursor(&cursor, NONE).expect_err(&cursor);
             assert_eq!(err.status.as_u16(), 400, "{cursor}");
             assert_eq!(err.code, "validation_failed", "{cursor}");
         }
         // A cursor of an unfiltered listing does not continue a filtered one.
-        assert!(decode_cursor(&good, Some(ConnectionStatus::Active)).is_err());
+        assert!(decode_cursor(&good, status(ConnectionStatus::Active)).is_err());
     }
 }

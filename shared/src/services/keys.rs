@@ -1,17 +1,29 @@
-//! The connector's own credentials, read from the secret store and cached for a few minutes
-//! so a rotation reaches warm containers without a redeploy.
+//! The connector's own credentials, read from the secret store and cached per container.
+//!
+//! How long a change takes to reach every container (the rotation runbook relies on this):
+//! - a container re-reads the connector secret once its copy is `CONNECTOR_KEYS_MAX_AGE_SECS`
+//!   old (default 60 s), on the next request that needs it: so a removed key stops working
+//!   everywhere within that time;
+//! - a request with a key the copy does not know re-reads the secret at once, but at most once
+//!   per [`UNKNOWN_KEY_RECHECK`] per container: so a new key works everywhere within about
+//!   10 s, and someone spraying wrong keys causes at most one `GetSecretValue` per container
+//!   every 10 s, however many requests they send (the re-reads are single-flight too);
+//! - when a re-read fails (Secrets Manager unavailable) the last copy keeps serving for up to
+//!   [`MAX_STALE`], retried every [`FAILED_READ_BACKOFF`], rather than failing every request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::RwLock;
+use subtle::{Choice, ConstantTimeEq};
+use tokio::sync::{Mutex, RwLock};
+use tokio::time::Instant;
 
 use super::Connector;
 use crate::domain::ClientCredentials;
 use crate::error::ApiError;
-use crate::secret::SecretString;
+use crate::secret::{SecretString, sha256_hex};
 
 const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
 /// After a delivery the cached token did not verify (none stored, or another one), the secret
@@ -37,11 +49,23 @@ pub fn app_webhook_secret_name(prefix: &str, client_id: &str) -> Option<String> 
 pub struct AppWebhookSecret {
     pub webhook_secret_token: SecretString,
 }
+/// How often an unknown API key may make a container re-read the connector secret.
+pub const UNKNOWN_KEY_RECHECK: Duration = Duration::from_secs(10);
+/// How long a copy keeps serving while the secret store cannot be read.
+pub const MAX_STALE: Duration = Duration::from_secs(15 * 60);
+/// Between failed re-reads: requests meanwhile use the last copy without an AWS call.
+pub const FAILED_READ_BACKOFF: Duration = Duration::from_secs(5);
+/// The platform app changes rarely and is not an authorization: a longer cache.
+const PLATFORM_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Contents of the `connector` secret.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ConnectorKeys {
     pub api_key: SecretString,
+    /// The old API key, accepted too while backends move to the new one; remove it to end
+    /// the rotation.
+    #[serde(default)]
+    pub previous_api_key: Option<SecretString>,
     #[serde(default)]
     pub webhook_secret_token: Option<SecretString>,
     /// The old webhook token, accepted too during a rotation window.
@@ -56,22 +80,120 @@ impl ConnectorKeys {
             .chain(self.previous_webhook_secret_token.iter())
             .filter(|t| !t.expose().is_empty())
     }
+
+    /// Whether `presented` is the API key or the previous one. Both are always compared,
+    /// as fixed-length hashes, so the time taken tells neither which one matched nor how
+    /// much of a key or its length was right.
+    pub fn accepts_api_key(&self, presented: &str) -> bool {
+        let presented = sha256_hex(presented);
+        let mut matched = Choice::from(0);
+        for key in [Some(&self.api_key), self.previous_api_key.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|k| !k.expose().is_empty())
+        {
+            matched |= sha256_hex(key.expose())
+                .as_bytes()
+                .ct_eq(presented.as_bytes());
+        }
+        matched.into()
+    }
+}
+
+/// One cached secret: the value, when it was read, and when a failed re-read may be retried.
+struct Cached<T> {
+    value: Arc<T>,
+    read_at: Instant,
+    retry_at: Option<Instant>,
+}
+
+struct Slot<T> {
+    current: RwLock<Option<Cached<T>>>,
+    /// Single flight: one re-read at a time per container.
+    reading: Mutex<()>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            current: RwLock::new(None),
+            reading: Mutex::new(()),
+        }
+    }
+}
+
+/// Why a slot is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// A copy younger than the maximum age.
+    Fresh,
+    /// A copy read after this instant (an unknown key asks for a newer one).
+    ReadAfter(Instant),
+}
+
+impl<T> Slot<T> {
+    /// The cached value if it serves `need` without a read (or may not be re-read yet).
+    async fn usable(&self, need: Need, max_age: Duration) -> Option<Arc<T>> {
+        let guard = self.current.read().await;
+        let c = guard.as_ref()?;
+        let now = Instant::now();
+        let serves = match need {
+            Need::Fresh => now.duration_since(c.read_at) < max_age,
+            Need::ReadAfter(at) => c.read_at > at,
+        };
+        let backing_off =
+            c.retry_at.is_some_and(|r| now < r) && now.duration_since(c.read_at) < MAX_STALE;
+        (serves || backing_off).then(|| c.value.clone())
+    }
+
+    async fn get<F, Fut>(&self, need: Need, max_age: Duration, read: F) -> Result<Arc<T>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        if let Some(v) = self.usable(need, max_age).await {
+            return Ok(v);
+        }
+        let _reading = self.reading.lock().await;
+        // Whoever held the lock before us may just have read it.
+        if let Some(v) = self.usable(need, max_age).await {
+            return Ok(v);
+        }
+        match read().await {
+            Ok(value) => {
+                let value = Arc::new(value);
+                *self.current.write().await = Some(Cached {
+                    value: value.clone(),
+                    read_at: Instant::now(),
+                    retry_at: None,
+                });
+                Ok(value)
+            }
+            Err(e) => {
+                let mut guard = self.current.write().await;
+                match guard.as_mut() {
+                    Some(c) if c.read_at.elapsed() < MAX_STALE => {
+                        tracing::warn!(error = %e, "re-reading a connector secret failed; using the last copy");
+                        c.retry_at = Some(Instant::now() + FAILED_READ_BACKOFF);
+                        Ok(c.value.clone())
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn read_at(&self) -> Option<Instant> {
+        self.current.read().await.as_ref().map(|c| c.read_at)
+    }
 }
 
 #[derive(Default)]
 pub struct KeyCache {
-    connector: RwLock<Option<(Instant, Arc<ConnectorKeys>)>>,
-    platform: RwLock<Option<(Instant, Arc<ClientCredentials>)>>,
+    connector: Slot<ConnectorKeys>,
+    platform: Slot<ClientCredentials>,
     /// Bring-your-own apps' webhook tokens by client ID (`None`: the app has none).
     apps: RwLock<HashMap<String, (Instant, Option<SecretString>)>>,
-}
-
-async fn cached<T: Clone>(slot: &RwLock<Option<(Instant, T)>>) -> Option<T> {
-    slot.read()
-        .await
-        .as_ref()
-        .filter(|(at, _)| at.elapsed() < KEY_CACHE_TTL)
-        .map(|(_, v)| v.clone())
 }
 
 impl Connector {
@@ -90,42 +212,65 @@ impl Connector {
         })
     }
 
-    /// The API key and webhook tokens.
-    pub async fn connector_keys(&self) -> Result<Arc<ConnectorKeys>, ApiError> {
-        if let Some(keys) = cached(&self.keys.connector).await {
-            return Ok(keys);
-        }
+    async fn read_connector_keys(&self) -> Result<ConnectorKeys, ApiError> {
         let name = &self.config.aws.connector_secret_id;
-        let keys: ConnectorKeys = self.read_json_secret(name).await?.ok_or_else(|| {
+        self.read_json_secret(name).await?.ok_or_else(|| {
             ApiError::unavailable(
                 "not_configured",
                 format!("The connector secret {name} does not exist."),
             )
-        })?;
-        let keys = Arc::new(keys);
-        *self.keys.connector.write().await = Some((Instant::now(), keys.clone()));
-        Ok(keys)
+        })
+    }
+
+    /// The API keys and webhook tokens.
+    pub async fn connector_keys(&self) -> Result<Arc<ConnectorKeys>, ApiError> {
+        self.keys
+            .connector
+            .get(Need::Fresh, self.config.keys_max_age, || {
+                self.read_connector_keys()
+            })
+            .await
+    }
+
+    /// Whether `presented` is a valid API key (the current or the previous one). An unknown
+    /// key re-reads the secret at most once per [`UNKNOWN_KEY_RECHECK`] (see the module docs).
+    pub async fn check_api_key(&self, presented: &str) -> Result<bool, ApiError> {
+        let keys = self.connector_keys().await?;
+        if keys.accepts_api_key(presented) {
+            return Ok(true);
+        }
+        let slot = &self.keys.connector;
+        let Some(read_at) = slot.read_at().await else {
+            return Ok(false);
+        };
+        if read_at.elapsed() < UNKNOWN_KEY_RECHECK {
+            return Ok(false);
+        }
+        let keys = slot
+            .get(Need::ReadAfter(read_at), self.config.keys_max_age, || {
+                self.read_connector_keys()
+            })
+            .await?;
+        Ok(keys.accepts_api_key(presented))
     }
 
     /// The platform's own Zoom app.
     pub async fn platform_app(&self) -> Result<Arc<ClientCredentials>, ApiError> {
-        if let Some(app) = cached(&self.keys.platform).await {
-            return Ok(app);
-        }
-        let name = &self.config.aws.platform_app_secret_id;
-        let app: ClientCredentials = self
-            .read_json_secret(name)
-            .await?
-            .filter(|a: &ClientCredentials| !a.client_id.is_empty() && !a.client_secret.expose().is_empty())
-            .ok_or_else(|| {
-                ApiError::unavailable(
-                    "platform_app_not_configured",
-                    format!("The platform Zoom app is not configured: put its client_id and client_secret into {name}."),
-                )
-            })?;
-        let app = Arc::new(app);
-        *self.keys.platform.write().await = Some((Instant::now(), app.clone()));
-        Ok(app)
+        self.keys
+            .platform
+            .get(Need::Fresh, PLATFORM_MAX_AGE, || async {
+                let name = &self.config.aws.platform_app_secret_id;
+                self.read_json_secret(name)
+                    .await?
+                    .filter(|a: &ClientCredentials| !a.client_id.is_empty() && !a.client_secret.expose().is_empty())
+                    .ok_or_else(|| {
+                        ApiError::unavailable(
+                            "platform_app_not_configured",
+                            format!("The platform Zoom app is not configured: put its client_id and client_secret into {name}."),
+                        )
+                    })
+            })
+            .await
     }
 }
 
@@ -210,3 +355,7 @@ impl ClassifyName for serde_json::Error {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "keys_tests.rs"]
+mod tests;

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::metrics::Metric;
 pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use super::actions::{
@@ -234,7 +235,7 @@ impl Connector {
                 "start_time": meeting["start_time"], "topic": meeting["topic"],
             },
         });
-        if let Err(e) = self.bus.publish(events::MEETING_CREATED, &detail).await {
+        if let Err(e) = self.publish_counted(events::MEETING_CREATED, &detail).await {
             // The meeting exists; the next delivery finds it (it is claimed by this key) and
             // publishes again.
             tracing::error!(error = %e, "could not publish the meeting outcome; will retry");
@@ -552,6 +553,9 @@ fn same_meeting(requested: &serde_json::Value, listed: &serde_json::Value) -> bo
     }
 }
 
+/// The meeting queue's `maxReceiveCount` in template.yaml (tests/template asserts 5 there).
+pub const SQS_MAX_RECEIVE_COUNT: u32 = 5;
+
 /// Messages of one batch processed at once.
 pub const BATCH_CONCURRENCY: usize = 10;
 
@@ -574,7 +578,19 @@ impl Connector {
 /// The `meeting-events` Lambda handler: one SQS batch in, the messages to deliver again out
 /// (`ReportBatchItemFailures`).
 pub async fn handle_sqs_event(connector: &Connector, event: SqsEvent) -> SqsBatchResponse {
-    let messages = event
+    // A message failing on its last receive goes to the DLQ (the queue's maxReceiveCount).
+    let last_receive: std::collections::HashSet<String> = event
+        .records
+        .iter()
+        .filter(|m| {
+            m.attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse::<u32>().ok())
+                .is_some_and(|c| c >= SQS_MAX_RECEIVE_COUNT)
+        })
+        .filter_map(|m| m.message_id.clone())
+        .collect();
+    let messages: Vec<(String, String)> = event
         .records
         .into_iter()
         .filter_map(|m| match m.message_id {
@@ -586,7 +602,23 @@ pub async fn handle_sqs_event(connector: &Connector, event: SqsEvent) -> SqsBatc
             }
         })
         .collect();
+    let total = messages.len();
     let failed = connector.process_meeting_batch(messages).await;
+    let dead = failed
+        .iter()
+        .filter(|id| last_receive.contains(*id))
+        .count();
+    for (outcome, n) in [
+        ("settled", total - failed.len()),
+        ("retried", failed.len() - dead),
+        ("dead_lettered", dead),
+    ] {
+        if n > 0 {
+            connector
+                .metrics
+                .record(Metric::MeetingEvents, Some(outcome), n as f64);
+        }
+    }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -690,11 +722,13 @@ impl LocalMeetingQueue {
             c.in_flight.fetch_sub(1, Ordering::SeqCst);
             match outcome {
                 EventOutcome::Settled => {
+                    self.connector.count(Metric::MeetingEvents, Some("settled"));
                     c.settled.fetch_add(1, Ordering::SeqCst);
                     c.changed.notify_waiters();
                     return;
                 }
                 EventOutcome::Retry(reason) if delivery < self.policy.max_deliveries => {
+                    self.connector.count(Metric::MeetingEvents, Some("retried"));
                     c.redelivered.fetch_add(1, Ordering::SeqCst);
                     c.changed.notify_waiters();
                     let delay = self.policy.retry_delay(delivery);
@@ -715,6 +749,8 @@ impl LocalMeetingQueue {
                 }
             }
         }
+        self.connector
+            .count(Metric::MeetingEvents, Some("dead_lettered"));
         c.dead_lettered.fetch_add(1, Ordering::SeqCst);
         c.changed.notify_waiters();
     }

@@ -41,6 +41,8 @@ pub struct Connector {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<keys::KeyCache>,
     pub tokens: Arc<tokens::TokenCache>,
+    /// In memory by default; EMF on Lambda (see `lambda::init`).
+    pub metrics: Arc<dyn crate::metrics::MetricsSink>,
     /// Identifies this process as a lease owner.
     pub instance_id: Arc<str>,
 }
@@ -67,6 +69,7 @@ impl Connector {
             clock: ports.clock,
             keys: Arc::new(keys::KeyCache::default()),
             tokens: Arc::new(tokens::TokenCache::default()),
+            metrics: Arc::new(crate::metrics::MemoryMetrics::default()),
             instance_id: format!("inst_{}", uuid::Uuid::new_v4().simple()).into(),
         }
     }
@@ -126,9 +129,32 @@ impl Connector {
 
     /// Publishes an event; a failure is logged, not fatal (the state change already happened).
     pub async fn publish(&self, detail_type: &str, detail: serde_json::Value) {
-        if let Err(e) = self.bus.publish(detail_type, &detail).await {
+        let _ = self.publish_counted(detail_type, &detail).await;
+    }
+
+    /// Publishes and counts the outcome (`EventsPublished`); the caller decides what a
+    /// failure means.
+    pub async fn publish_counted(
+        &self,
+        detail_type: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), crate::error::StoreError> {
+        let result = self.bus.publish(detail_type, detail).await;
+        let outcome = if result.is_ok() {
+            "published"
+        } else {
+            "failed"
+        };
+        self.count(crate::metrics::Metric::EventsPublished, Some(outcome));
+        if let Err(e) = &result {
             tracing::error!(error = %e, detail_type, "could not publish event");
         }
+        result
+    }
+
+    /// Adds one to a counter of the metrics catalogue.
+    pub fn count(&self, metric: crate::metrics::Metric, dimension: Option<&'static str>) {
+        self.metrics.record(metric, dimension, 1.0);
     }
 }
 

@@ -35,6 +35,7 @@ use crate::domain::{
     TokenSet, connection_secret_name,
 };
 use crate::error::{ApiError, StoreError};
+use crate::metrics::Metric;
 use crate::ports::{ItemKind, OAuthError};
 use crate::secret::{SecretString, sha256_hex};
 
@@ -611,6 +612,7 @@ impl Connector {
         // Zoom rotates the refresh token as it answers: ask only when the answer can be stored
         // before this invocation ends (a process stopped in between loses the connection).
         if !crate::deadline::leaves(REFRESH_BUDGET) {
+            self.count(Metric::Refreshes, Some("deferred"));
             tracing::warn!(
                 connection_id = id,
                 event = "refresh_deferred",
@@ -684,6 +686,10 @@ impl Connector {
         if let Ok(false) = written {
             return Err(self.gone_while_refreshing(id).await);
         }
+        self.count(
+            Metric::TokenWrites,
+            Some(if written.is_ok() { "stored" } else { "failed" }),
+        );
         if let Err(e) = written {
             // The new tokens exist only in this process now. Keep using them here (cached by
             // the caller) and report loudly; see docs/architecture.md.
@@ -726,6 +732,7 @@ impl Connector {
                 tracing::warn!(connection_id = id, error = %e, "refreshed tokens stored but the record was not updated")
             }
         }
+        self.count(Metric::Refreshes, Some("refreshed"));
         tracing::info!(connection_id = id, event = "refreshed", "tokens refreshed");
         Ok(Obtained {
             token: self.usable(&updated),
@@ -754,6 +761,7 @@ impl Connector {
                 });
             }
         }
+        self.count(Metric::Refreshes, Some("needs_reauth"));
         tracing::warn!(connection_id = id, error = %error, reason = %reason, event = "needs_reauth", "Zoom refused the refresh token");
         let now = self.now();
         self.update_record(id, |r| {
@@ -800,6 +808,7 @@ impl Connector {
             })
             .await?;
         let failures = updated.as_ref().map_or(0, |r| r.consecutive_failures);
+        self.count(Metric::Refreshes, Some("failed"));
         tracing::warn!(connection_id = id, failures, event = "refresh_failed", code = failure.code, detail = %failure.detail, "refresh failed; old tokens kept");
         self.publish(
             events::CONNECTION_REFRESH_FAILED,

@@ -115,6 +115,18 @@ impl ConnectionStore for CountingStore {
         self.count();
         self.inner.list_connections(status, after_id, limit).await
     }
+    async fn list_end_user_connections(
+        &self,
+        end_user_id: &str,
+        status: Option<ConnectionStatus>,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionRecord>> {
+        self.count();
+        self.inner
+            .list_end_user_connections(end_user_id, status, after_id, limit)
+            .await
+    }
     async fn due_connections(&self, by: i64, limit: usize) -> StoreResult<Vec<ConnectionRecord>> {
         self.count();
         self.inner.due_connections(by, limit).await
@@ -418,6 +430,7 @@ impl Rig {
             status: ConnectionStatus::Active,
             auth_type: AuthType::PlatformApp,
             client_id: "platform-client".into(),
+            end_user: None,
             zoom: ZoomIdentity {
                 user_id: format!("user-{id}"),
                 account_id: "acc".into(),

@@ -115,6 +115,27 @@ impl Connector {
         headers: WebhookHeaders<'_>,
         body: &[u8],
     ) -> Result<serde_json::Value, ApiError> {
+        let result = self.app_webhook(app, headers, body).await;
+        let outcome = match &result {
+            Ok(answer) => match answer["status"].as_str() {
+                Some("duplicate") => "duplicate",
+                Some("ignored") => "ignored",
+                Some("published") => "published",
+                _ => "handled",
+            },
+            Err(e) if e.status.is_client_error() => "rejected",
+            Err(_) => "failed",
+        };
+        self.count(crate::metrics::Metric::WebhookDeliveries, Some(outcome));
+        result
+    }
+
+    async fn app_webhook(
+        &self,
+        app: WebhookApp<'_>,
+        headers: WebhookHeaders<'_>,
+        body: &[u8],
+    ) -> Result<serde_json::Value, ApiError> {
         let (Some(ts), Some(sig)) = (headers.timestamp, headers.signature) else {
             return Err(denied());
         };
