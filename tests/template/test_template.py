@@ -829,3 +829,45 @@ def test_cfn_lint_is_clean():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_is_the_generated_one_and_names_only_emitted_metrics(template):
+    """The dashboard body is scripts/dashboard.py's (built from the code's metric catalogue),
+    and every series in the connector's namespace is a metric and dimension value the code
+    emits; the AWS series name this stack's functions, queues and API."""
+    script = REPO / "scripts" / "dashboard.py"
+    check = subprocess.run([sys.executable, str(script), "check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    (dashboard,) = resources_of_type(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])
+    catalogue = {m["name"]: m for m in METRICS["metrics"]}
+    functions_ = {f"zoom-connector-${{Stage}}-{b}" for b in function_by_binary(template)}
+    queues = {
+        q["Properties"]["QueueName"]["Fn::Sub"]
+        for q in resources_of_type(template, "AWS::SQS::Queue").values()
+    }
+    seen = set()
+    for w in body["widgets"]:
+        for series in w["properties"]["metrics"]:
+            names = [s for s in series if isinstance(s, str)]
+            namespace, metric, dims = names[0], names[1], dict(zip(names[2::2], names[3::2]))
+            seen.add((namespace, metric))
+            if namespace == METRICS["namespace_prefix"] + "/${Stage}":
+                assert metric in catalogue, f"{metric} is emitted by nothing"
+                for name, value in dims.items():
+                    assert name == catalogue[metric]["dimension"], (metric, name)
+                    assert value in catalogue[metric]["values"], (metric, value)
+            elif namespace == "AWS/Lambda":
+                assert dims["FunctionName"] in functions_, dims
+            elif namespace == "AWS/SQS":
+                assert dims["QueueName"] in queues, dims
+            elif namespace == "AWS/ApiGateway":
+                assert dims == {"ApiId": "${HttpApi}", "Stage": "$default"}, dims
+            else:
+                raise AssertionError(f"unexpected namespace {namespace}")
+    # What the issue asks the operator to see.
+    for metric in catalogue:
+        assert (METRICS["namespace_prefix"] + "/${Stage}", metric) in seen, metric
+    for wanted in [("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/Lambda", "Duration"),
+                   ("AWS/SQS", "ApproximateNumberOfMessagesVisible"), ("AWS/ApiGateway", "5xx")]:
+        assert wanted in seen, wanted
