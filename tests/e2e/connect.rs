@@ -128,14 +128,7 @@ async fn platform_flow(backend: Backend) {
     // The page posts to the opener on the allowed origin only.
     assert!(result.body.contains(UI) && result.body.contains("zoom-connector"));
 
-    let conn: serde_json::Value = stack
-        .backend(Method::GET, &format!("/connections/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conn: serde_json::Value = stack.connection(&id).await;
     assert_eq!(conn["status"], "active");
     assert_eq!(conn["auth_type"], "platform_app");
     assert_eq!(conn["zoom"]["user_id"], zoom_sim::DEFAULT_USER_ID);
@@ -214,14 +207,7 @@ async fn byo_flow(backend: Backend) {
         .await;
     assert_eq!(result.status, 200, "{}", result.body);
     let id = result.connection_id().unwrap();
-    let conn: serde_json::Value = stack
-        .backend(Method::GET, &format!("/connections/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conn: serde_json::Value = stack.connection(&id).await;
     assert_eq!(
         (conn["auth_type"].as_str(), conn["client_id"].as_str()),
         (Some("byo_app"), Some("byo-client"))
@@ -330,14 +316,7 @@ async fn choice_page_then_byo_form() {
         .await;
     assert_eq!(result.status, 200, "{}", result.body);
     let id = result.connection_id().unwrap();
-    let conn: serde_json::Value = stack
-        .backend(Method::GET, &format!("/connections/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conn: serde_json::Value = stack.connection(&id).await;
     assert_eq!(conn["client_id"], "own-client");
 }
 
@@ -419,14 +398,7 @@ async fn reconnect_into_existing_connection() {
         "{}",
         result.body
     );
-    let conn: serde_json::Value = stack
-        .backend(Method::GET, &format!("/connections/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conn: serde_json::Value = stack.connection(&id).await;
     assert_eq!(conn["status"], "active");
     assert_eq!(connection_count(&stack).await, 1);
 

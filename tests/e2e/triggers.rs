@@ -375,14 +375,7 @@ async fn signatures_and_old_timestamps(backend: Backend) {
         .send_to(&url)
         .await;
     assert_eq!(status, 401);
-    let connection: Value = stack
-        .backend(reqwest::Method::GET, &format!("/connections/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let connection: Value = stack.connection(&id).await;
     assert_eq!(connection["status"], "active");
     assert_eq!(seen.of(&stack, WEBHOOK_EVENT).await.len(), 1);
 }
@@ -626,14 +619,7 @@ async fn byo_apps_have_their_own_route(backend: Backend) {
     let status_of = |id: String| {
         let stack = &stack;
         async move {
-            let c: Value = stack
-                .backend(reqwest::Method::GET, &format!("/connections/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let c: Value = stack.connection(&id).await;
             c["status"].as_str().unwrap().to_owned()
         }
     };
@@ -664,14 +650,7 @@ async fn a_replayed_old_deauthorization_spares_the_new_connection(backend: Backe
         .await;
     assert_eq!(status, 200);
     assert!(answer["revoked"].is_null(), "{answer}");
-    let c: Value = stack
-        .backend(reqwest::Method::GET, &format!("/connections/{second}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c: Value = stack.connection(&second).await;
     assert_eq!(c["status"], "active");
     let mut seen = Seen::default();
     assert_eq!(seen.of(&stack, REVOKED).await.len(), 1);

@@ -153,6 +153,17 @@ impl Front {
         }
     }
 
+    /// `GET /connections/{id}` as JSON (a `Connection`, or the problem).
+    pub async fn connection(&self, id: &str) -> serde_json::Value {
+        self.backend(reqwest::Method::GET, &format!("/connections/{id}"))
+            .send()
+            .await
+            .expect("GET /connections/{id}")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
     /// Connects the simulator's current user with the platform app; the connection id.
     pub async fn connect_platform(&self) -> String {
         let s = self
