@@ -275,7 +275,7 @@ async fn byo_connect_in_a_popup_posts_the_connection_to_the_parent_page() {
     )
     .await;
     let id = message["connection_id"].as_str().unwrap();
-    let conn: serde_json::Value = stack.connection(&id).await;
+    let conn: serde_json::Value = stack.connection(id).await;
     assert_eq!(
         (conn["status"].as_str(), conn["client_id"].as_str()),
         (Some("active"), Some("browser-client"))
@@ -347,7 +347,7 @@ async fn both_app_types_connect_in_a_browser_through_api_gateway() {
         ("platform_app", zoom_sim::DEFAULT_CLIENT_ID),
         ("byo_app", "browser-client"),
     ]) {
-        let conn: serde_json::Value = stack.connection(&id).await;
+        let conn: serde_json::Value = stack.connection(id).await;
         assert_eq!(conn["status"], "active", "{conn}");
         assert_eq!(conn["auth_type"], auth_type, "{conn}");
         assert_eq!(conn["client_id"], client_id, "{conn}");
