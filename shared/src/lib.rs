@@ -4,7 +4,10 @@
 //! - [`http`]: one axum router per HTTP function, used by Lambda and by the local stack;
 //! - [`services`]: the business rules (connect, callback, refresh, actions, events, webhooks);
 //! - [`ports`]: the small traits the services need (stores, bus, Zoom, clock);
-//! - [`adapters`]: AWS, the embedded local store, and Zoom over HTTP.
+//! - [`adapters`]: AWS, the embedded local store, and Zoom over HTTP;
+//!
+//! beside them: [`lambda`] (serving on Lambda), [`deadline`] (the invocation's time budget),
+//! [`metrics`] (the catalogue and its sink), [`webhook_profile`] (Zoom's webhook quirks).
 
 pub mod adapters;
 pub mod config;
