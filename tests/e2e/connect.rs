@@ -774,3 +774,48 @@ async fn the_code_is_not_spent_without_time_to_finish() {
     assert_eq!(counters.token_requests, 0, "the code was sent to Zoom");
     assert_eq!(connection_count(&stack).await, 0);
 }
+
+/// The connect form is only taken from the connector's own page: a post from another site
+/// (by `Sec-Fetch-Site` or `Origin`) is refused before the session is read, and the session
+/// stays usable from the real page.
+#[tokio::test]
+async fn a_connect_form_from_another_site_is_refused() {
+    let stack = stack(Backend::Local).await;
+    let s = stack.create_session(json!({})).await;
+    let connect_url = s["connect_url"].as_str().unwrap().to_owned();
+    let session = query_param(&connect_url, "session").unwrap();
+    let fields = [("session", session.as_str()), ("auth_type", "platform_app")];
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let r = stack
+            .http
+            .post(stack.url("/connect"))
+            .header(name, value)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("data-error-code=\"cross_site_request\""),
+            "{body}"
+        );
+    }
+    // From the connector's own origin it goes on to Zoom, with the same session.
+    let origin = stack.base_url.clone();
+    let r = stack
+        .http
+        .post(stack.url("/connect"))
+        .header("origin", origin)
+        .header("sec-fetch-site", "same-origin")
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(connection_count(&stack).await, 0);
+}

@@ -195,11 +195,16 @@ pub async fn connect_page(
 
 #[utoipa::path(post, path = "/connect", tag = "connect",
     request_body(content_type = "application/x-www-form-urlencoded", description = "session, auth_type (platform_app|byo_app), client_id, client_secret"),
-    responses((status = 302, description = "To Zoom's authorize URL"), (status = 400, description = "The choice page again, with what is missing (HTML)"), (status = 410, description = "Unknown, expired or used session (HTML)")))]
+    responses((status = 302, description = "To Zoom's authorize URL"), (status = 400, description = "The choice page again, with what is missing (HTML)"), (status = 403, description = "Sent from another site (HTML, cross_site_request)"), (status = 410, description = "Unknown, expired or used session (HTML)")))]
 pub async fn connect_submit(
     State(connector): State<Connector>,
+    headers: HeaderMap,
     form: Result<Form<ConnectForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    if is_cross_site(&headers, &connector) {
+        tracing::warn!("connect form sent from another site; refused");
+        return page(StatusCode::FORBIDDEN, pages::cross_site_page(), None, None);
+    }
     let Ok(Form(form)) = form else {
         return connect_error(&connector, "", ConnectError::SessionInvalid);
     };
@@ -208,6 +213,23 @@ pub async fn connect_submit(
         Ok(start) => redirect_to_zoom(&connector, start),
         Err(e) => connect_error(&connector, &token, e),
     }
+}
+
+/// The choice page posts to its own origin. A form sent from another site (which could carry a
+/// session token it obtained, to tie someone's Zoom account to it) is refused before the
+/// session is read. Browsers say where a request comes from in `Sec-Fetch-Site`; only
+/// `same-origin` passes. Without it (older browsers), an `Origin` other than the connector's
+/// is refused; `Origin: null` is what a page with `Referrer-Policy: no-referrer` (ours) sends,
+/// so it decides nothing. Requests with neither (not a browser's form post) are judged by the
+/// session alone, as before.
+fn is_cross_site(headers: &HeaderMap, connector: &Connector) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    header("origin").is_some_and(|origin| {
+        origin != "null" && origin != crate::config::origin_of(&connector.config.public_url)
+    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

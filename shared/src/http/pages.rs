@@ -99,6 +99,17 @@ pub fn session_invalid_page() -> String {
     )
 }
 
+/// A connect form sent from another site (its session stays usable from the real page).
+pub fn cross_site_page() -> String {
+    layout(
+        "Connect form refused",
+        "data-status=\"error\" data-error-code=\"cross_site_request\"",
+        "<h1>This form was sent from another website</h1><p>The Zoom connect form only accepts what is sent from its own page, so nothing was done.</p>\
+<p>Go back to the app you came from and open its Zoom connect window again.</p>",
+        None,
+    )
+}
+
 fn error_text(code: CallbackErrorCode) -> (&'static str, String) {
     match code {
         CallbackErrorCode::StateInvalid => (
