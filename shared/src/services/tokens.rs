@@ -91,18 +91,108 @@ pub struct Obtained {
 /// Warm-container state: cached access tokens and per-connection single-flight locks.
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: Mutex<HashMap<String, UsableToken>>,
+    tokens: Mutex<HashMap<String, Cached>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A cached token and what the record said when it was last looked at.
+#[derive(Clone)]
+struct Cached {
+    token: UsableToken,
+    /// When the connection's record was last read (or the token stored) in this container.
+    checked_at: OffsetDateTime,
+    /// The record's `authorized_at` then: a reconnect elsewhere changes it.
+    authorized_at: Option<OffsetDateTime>,
+    /// A background re-check is under way.
+    rechecking: bool,
+}
+
+/// A warm container looks at a cached connection's record again after this long, in the
+/// background while it keeps serving (one read per connection per this much)...
+pub const RECORD_RECHECK_AHEAD: Duration = Duration::from_secs(45);
+/// ...and before serving once the copy is this old: a connection deleted, deauthorized or
+/// reconnected in another container stops being used here within a minute.
+pub const RECORD_RECHECK_MAX: Duration = Duration::from_secs(60);
+
+/// What the cache says about a connection's token.
+enum CacheHit {
+    /// Use it; the record was looked at recently enough.
+    Fresh(UsableToken),
+    /// Use it, and look at the record in the background.
+    RecheckSoon(UsableToken),
+    /// Look at the record before using it.
+    RecheckFirst(UsableToken),
 }
 
 impl TokenCache {
     fn get(&self, id: &str) -> Option<UsableToken> {
-        self.tokens.lock().ok()?.get(id).cloned()
+        self.tokens.lock().ok()?.get(id).map(|c| c.token.clone())
     }
 
-    fn put(&self, id: &str, token: UsableToken) {
+    /// The cached token and whether its record is due a look, claiming the background
+    /// re-check for the caller when one is due.
+    fn hit(&self, id: &str, now: OffsetDateTime) -> Option<CacheHit> {
+        let mut map = self.tokens.lock().ok()?;
+        let cached = map.get_mut(id)?;
+        let age = now - cached.checked_at;
+        Some(if age >= RECORD_RECHECK_MAX {
+            CacheHit::RecheckFirst(cached.token.clone())
+        } else if age >= RECORD_RECHECK_AHEAD && !cached.rechecking {
+            cached.rechecking = true;
+            CacheHit::RecheckSoon(cached.token.clone())
+        } else {
+            CacheHit::Fresh(cached.token.clone())
+        })
+    }
+
+    fn put(
+        &self,
+        id: &str,
+        token: UsableToken,
+        now: OffsetDateTime,
+        authorized_at: Option<OffsetDateTime>,
+    ) {
         if let Ok(mut map) = self.tokens.lock() {
-            map.insert(id.to_owned(), token);
+            map.insert(
+                id.to_owned(),
+                Cached {
+                    token,
+                    checked_at: now,
+                    authorized_at,
+                    rechecking: false,
+                },
+            );
+        }
+    }
+
+    /// After a look at the record: keep the token (the record still backs it) or drop it.
+    fn checked(&self, id: &str, now: OffsetDateTime, record: Option<&ConnectionRecord>) {
+        let Ok(mut map) = self.tokens.lock() else {
+            return;
+        };
+        let keep = match (map.get(id), record) {
+            (Some(cached), Some(r)) => {
+                r.status.is_usable() && r.authorized_at == cached.authorized_at
+            }
+            _ => false,
+        };
+        if keep {
+            if let Some(cached) = map.get_mut(id) {
+                cached.checked_at = now;
+                cached.rechecking = false;
+            }
+        } else {
+            map.remove(id);
+        }
+    }
+
+    /// A look at the record failed (the store is down): keep serving, try again shortly.
+    fn check_failed(&self, id: &str, now: OffsetDateTime) {
+        if let Ok(mut map) = self.tokens.lock()
+            && let Some(cached) = map.get_mut(id)
+        {
+            cached.checked_at = now - RECORD_RECHECK_AHEAD;
+            cached.rechecking = false;
         }
     }
 
@@ -375,11 +465,33 @@ impl Connector {
             }
             TokenNeed::IfDue | TokenNeed::Always => false,
         };
-        if let Some(token) = self.tokens.get(id).filter(|t| cached_ok(t)) {
-            return Ok(Obtained {
-                token,
-                refreshed: false,
-            });
+        match self.tokens.hit(id, self.now()) {
+            Some(CacheHit::Fresh(token)) if cached_ok(&token) => {
+                return Ok(Obtained {
+                    token,
+                    refreshed: false,
+                });
+            }
+            Some(CacheHit::RecheckSoon(token)) if cached_ok(&token) => {
+                let this = self.clone();
+                let id = id.to_owned();
+                tokio::spawn(async move { this.recheck_record(&id).await });
+                return Ok(Obtained {
+                    token,
+                    refreshed: false,
+                });
+            }
+            Some(CacheHit::RecheckFirst(token)) if cached_ok(&token) => {
+                if self.recheck_record(id).await
+                    && let Some(token) = self.tokens.get(id)
+                {
+                    return Ok(Obtained {
+                        token,
+                        refreshed: false,
+                    });
+                }
+            }
+            _ => {}
         }
         let lock = self.tokens.lock_for(id);
         let _guard = lock.lock().await;
@@ -404,7 +516,8 @@ impl Connector {
         };
         if self.stored_token_will_do(&record, &secret, &need) {
             let token = self.usable(&secret);
-            self.tokens.put(id, token.clone());
+            self.tokens
+                .put(id, token.clone(), self.now(), record.authorized_at);
             return Ok(Obtained {
                 token,
                 refreshed: false,
@@ -413,8 +526,25 @@ impl Connector {
         let obtained = self
             .refresh_with_lease(&record, secret, &need, pace)
             .await?;
-        self.tokens.put(id, obtained.token.clone());
+        self.tokens
+            .put(id, obtained.token.clone(), self.now(), record.authorized_at);
         Ok(obtained)
+    }
+
+    /// Looks at a cached connection's record: `true` when the cached token may still be used
+    /// (the record still backs it, or the store could not be read and the copy serves on).
+    async fn recheck_record(&self, id: &str) -> bool {
+        match self.store.get_connection(id).await {
+            Ok(record) => {
+                self.tokens.checked(id, self.now(), record.as_ref());
+                self.tokens.get(id).is_some()
+            }
+            Err(e) => {
+                tracing::warn!(connection_id = id, error = %e, "could not re-check a cached connection; serving the cached token");
+                self.tokens.check_failed(id, self.now());
+                true
+            }
+        }
     }
 
     /// Zoom rotated the tokens but the connection's secret is gone: a deauthorization or a

@@ -843,6 +843,52 @@ async fn no_refresh_starts_that_could_not_be_stored_before_the_deadline() {
     assert!(got.refreshed);
 }
 
+/// A warm container follows the record: a connection deleted, deauthorized or reconnected
+/// in another container stops being used here within a minute, for one store read per
+/// connection per minute, in the background while the copy is younger than a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn warm_containers_follow_the_record_within_a_minute() {
+    let rig = Rig::new(&[]).await;
+    rig.connection(ID, 3600, "rt-0").await;
+    let other = rig.sibling();
+    let warm = || async { rig.connector.obtain_token(ID, TokenNeed::Usable).await };
+    warm().await.unwrap();
+
+    // Younger than the re-check: no store call.
+    rig.clock.advance(44);
+    let before = rig.store_calls();
+    warm().await.unwrap();
+    assert_eq!(rig.store_calls(), before);
+
+    // Reconnected elsewhere (a new authorization): served while the background look runs,
+    // dropped once it has seen the record.
+    let reconnected_at = rig.now();
+    other
+        .set_record(ID, |r| r.authorized_at = Some(reconnected_at))
+        .await;
+    rig.clock.advance(2);
+    warm().await.unwrap();
+    for _ in 0..100 {
+        if rig.connector.tokens.get(ID).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        rig.connector.tokens.get(ID).is_none(),
+        "the reconnect was not noticed"
+    );
+    assert_eq!(rig.store_calls(), before + 1, "one read for the re-check");
+    // The next action reads the connection again and caches what the record says now.
+    warm().await.unwrap();
+
+    // Deleted elsewhere while this copy aged past a minute: checked before use, refused.
+    other.store.delete_connection(ID).await.unwrap();
+    rig.clock.advance(61);
+    let err = warm().await.unwrap_err();
+    assert_eq!(err.code, "connection_not_found");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn if_due_refreshes_only_when_due() {
     let rig = Rig::new(&[]).await;
