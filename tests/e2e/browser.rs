@@ -43,6 +43,11 @@ fn tool(env: &str, default: &str) -> String {
 }
 
 async fn start_browser() -> (Driver, Client) {
+    start_browser_with(false).await
+}
+
+/// `popup_blocking`: keep Chromium's popup blocker on (chromedriver turns it off by default).
+async fn start_browser_with(popup_blocking: bool) -> (Driver, Client) {
     let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
     let chromium = tool("CHROMIUM", "/usr/bin/chromium");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -78,7 +83,11 @@ async fn start_browser() -> (Driver, Client) {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({ "binary": chromium, "args": args }),
+        if popup_blocking {
+            json!({ "binary": chromium, "args": args, "excludeSwitches": ["disable-popup-blocking"] })
+        } else {
+            json!({ "binary": chromium, "args": args })
+        },
     );
     let mut last_error = None;
     for _ in 0..50 {
@@ -606,7 +615,7 @@ async fn the_connect_helper_settles_with_the_outcome_of_the_popup() {
         session["connect_url"].as_str().unwrap(),
     )
     .await;
-    client.switch_to_window(popup).await.unwrap();
+    client.switch_to_window(popup.clone()).await.unwrap();
     client
         .wait()
         .for_element(Locator::Css("#allow"))
@@ -622,7 +631,7 @@ async fn the_connect_helper_settles_with_the_outcome_of_the_popup() {
         .for_element(Locator::Css("body[data-status=success]"))
         .await
         .unwrap();
-    client.switch_to_window(parent).await.unwrap();
+    client.switch_to_window(parent.clone()).await.unwrap();
     let result = demo_result(&client).await;
     assert_eq!(result["ok"], true, "{result}");
     assert!(
@@ -632,7 +641,61 @@ async fn the_connect_helper_settles_with_the_outcome_of_the_popup() {
             .starts_with("conn_")
     );
     // (The result page without an opener stays open: "You can close this window.")
+    client.switch_to_window(popup).await.unwrap();
+    client.close_window().await.unwrap();
+    client.switch_to_window(parent).await.unwrap();
 
+    // Nothing happens in time: the helper closes the popup and rejects with `timeout`.
+    let session = stack.create_session(platform.clone()).await;
+    open_demo(
+        &client,
+        &cell,
+        &format!("{demo}?timeout_ms=1500"),
+        session["connect_url"].as_str().unwrap(),
+    )
+    .await;
+    let result = demo_result(&client).await;
+    assert_eq!(result["code"], "timeout", "{result}");
+    wait_for_window_count(&client, 1).await;
+
+    client.close().await.ok();
+    ui.abort();
+}
+
+/// `open()` called outside a click, with Chromium's popup blocker on: `popup_blocked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_connect_helper_reports_a_blocked_popup() {
+    let (ui_listener, ui_origin) = ui_origin().await;
+    let stack = TestStack::start(
+        StackOptions::new(Backend::Local).env("CONNECTOR_UI_ORIGINS", ui_origin.clone()),
+    )
+    .await;
+    let (cell, ui) = serve_demo(ui_listener, stack.base_url.clone());
+    let session = stack
+        .create_session(json!({ "auth_type": "platform_app" }))
+        .await;
+    *cell.lock().unwrap() = session["connect_url"].as_str().unwrap().to_owned();
+    let (_driver, client) = start_browser_with(true).await;
+    client.goto(&format!("{ui_origin}/demo")).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("body[data-ready=true]"))
+        .await
+        .unwrap();
+    // No user gesture: a timer long after the page loaded.
+    let code = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const b = document.body.dataset;
+             import(b.connector + '/connect.js').then((m) => setTimeout(() => {
+               m.open({ connectUrl: b.connectUrl }).then(() => done('resolved'), (e) => done(e.code));
+             }, 50));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, json!("popup_blocked"));
+    assert_eq!(client.windows().await.unwrap().len(), 1);
     client.close().await.ok();
     ui.abort();
 }
