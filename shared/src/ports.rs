@@ -55,6 +55,9 @@ pub enum ItemKind {
     /// Deduplication of Zoom webhook deliveries: a short claim while one process publishes,
     /// then a 24-hour "published" marker (outlives Zoom's retries at ~5, 20 and 60 minutes).
     WebhookDelivery,
+    /// What became of a used connect session (`GET /connect/status`), by the session token's
+    /// hash: "at Zoom" once the flow starts, then the callback's result (minutes).
+    SessionOutcome,
 }
 
 impl ItemKind {
@@ -66,6 +69,7 @@ impl ItemKind {
             Self::Idempotency => "IDEM",
             Self::Identity => "IDENTITY",
             Self::WebhookDelivery => "DELIVERY",
+            Self::SessionOutcome => "OUTCOME",
         }
     }
 }

@@ -43,6 +43,11 @@ fn tool(env: &str, default: &str) -> String {
 }
 
 async fn start_browser() -> (Driver, Client) {
+    start_browser_with(false).await
+}
+
+/// `popup_blocking`: keep Chromium's popup blocker on (chromedriver turns it off by default).
+async fn start_browser_with(popup_blocking: bool) -> (Driver, Client) {
     let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
     let chromium = tool("CHROMIUM", "/usr/bin/chromium");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -78,7 +83,11 @@ async fn start_browser() -> (Driver, Client) {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({ "binary": chromium, "args": args }),
+        if popup_blocking {
+            json!({ "binary": chromium, "args": args, "excludeSwitches": ["disable-popup-blocking"] })
+        } else {
+            json!({ "binary": chromium, "args": args })
+        },
     );
     let mut last_error = None;
     for _ in 0..50 {
@@ -354,4 +363,325 @@ async fn both_app_types_connect_in_a_browser_through_api_gateway() {
     }
     client.close().await.ok();
     stack.assert_aws_calls_allowed_by_iam();
+}
+
+/// The integration UI's origin serving the connect helper's demo page (packages/zoom-connect):
+/// `/demo` shows the connect URL last stored in the returned cell, under the page's strict CSP.
+fn serve_demo(
+    listener: tokio::net::TcpListener,
+    connector_url: String,
+) -> (
+    std::sync::Arc<std::sync::Mutex<String>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use axum::http::header;
+    use zoom_connector::http::pages;
+    let current = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let cell = current.clone();
+    let app = axum::Router::new()
+        .route(
+            "/demo",
+            axum::routing::get(move || {
+                let connect_url = cell.lock().unwrap().clone();
+                let connector_url = connector_url.clone();
+                async move {
+                    let (html, csp) = pages::connect_demo_page(&connector_url, &connect_url);
+                    ([(header::CONTENT_SECURITY_POLICY, csp)], Html(html))
+                }
+            }),
+        )
+        .route(
+            "/demo.js",
+            axum::routing::get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    pages::CONNECT_DEMO_JS,
+                )
+            }),
+        );
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    });
+    (current, handle)
+}
+
+/// Opens the demo page (with `query`) for `connect_url`, clicks "Connect Zoom" and returns the
+/// parent window and the popup.
+async fn open_demo(
+    client: &Client,
+    cell: &std::sync::Mutex<String>,
+    demo_url: &str,
+    connect_url: &str,
+) -> (fantoccini::wd::WindowHandle, fantoccini::wd::WindowHandle) {
+    *cell.lock().unwrap() = connect_url.to_owned();
+    client.goto(demo_url).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("body[data-ready=true]"))
+        .await
+        .unwrap();
+    let parent = client.window().await.unwrap();
+    client
+        .find(Locator::Css("#connect"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let windows = wait_for_window_count(client, 2).await;
+    let popup = windows.into_iter().find(|w| *w != parent).unwrap();
+    (parent, popup)
+}
+
+/// What the demo page shows once `open()` settled: `{ ok, connectionId | code, message }`.
+async fn demo_result(client: &Client) -> serde_json::Value {
+    let mut text = String::new();
+    for _ in 0..150 {
+        text = client
+            .find(Locator::Css("#result"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text != "waiting" && text != "connecting" {
+            return serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the helper did not settle: {text}");
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The connect helper (`GET /connect.js`) imported by a page of another origin under a strict
+/// CSP: success (a message forged by the page's own origin is ignored), each rejection the
+/// page reports, the person closing the popup, and a popup that lost `window.opener` (the
+/// helper learns the outcome from `GET /connect/status`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_connect_helper_settles_with_the_outcome_of_the_popup() {
+    let (ui_listener, ui_origin) = ui_origin().await;
+    let stack = TestStack::start(
+        StackOptions::new(Backend::Local).env("CONNECTOR_UI_ORIGINS", ui_origin.clone()),
+    )
+    .await;
+    let (cell, ui) = serve_demo(ui_listener, stack.base_url.clone());
+    let (_driver, client) = start_browser().await;
+    let demo = format!("{ui_origin}/demo");
+    let platform = json!({ "auth_type": "platform_app" });
+    stack.sim.set_auto_approve(false);
+
+    // Success; meanwhile the page's own origin posts a forged success to itself.
+    let session = stack.create_session(platform.clone()).await;
+    let (parent, popup) = open_demo(
+        &client,
+        &cell,
+        &demo,
+        session["connect_url"].as_str().unwrap(),
+    )
+    .await;
+    client
+        .execute(
+            "window.postMessage({type:'zoom-connector',status:'success',connection_id:'forged'}, '*'); return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let text = client
+        .find(Locator::Css("#result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "connecting", "a forged message settled the helper");
+    client.switch_to_window(popup).await.unwrap();
+    click(&client, "#allow").await;
+    wait_for_window_count(&client, 1).await;
+    client.switch_to_window(parent).await.unwrap();
+    let result = demo_result(&client).await;
+    assert_eq!(result["ok"], true, "{result}");
+    let id = result["connectionId"].as_str().unwrap();
+    assert!(id.starts_with("conn_"), "{result}");
+    let conn: serde_json::Value = stack
+        .backend(reqwest::Method::GET, &format!("/connections/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(conn["status"], "active");
+
+    // The person presses Decline: the page's code.
+    let session = stack.create_session(platform.clone()).await;
+    let (parent, popup) = open_demo(
+        &client,
+        &cell,
+        &demo,
+        session["connect_url"].as_str().unwrap(),
+    )
+    .await;
+    client.switch_to_window(popup).await.unwrap();
+    click(&client, "#decline").await;
+    client
+        .wait()
+        .for_element(Locator::Css("body[data-status=error]"))
+        .await
+        .unwrap();
+    client.close_window().await.unwrap();
+    client.switch_to_window(parent).await.unwrap();
+    let result = demo_result(&client).await;
+    assert_eq!(
+        (result["ok"].clone(), result["code"].clone()),
+        (json!(false), json!("access_denied")),
+        "{result}"
+    );
+
+    // Admin pre-approval required: the page's code, the error page left open to read.
+    stack.sim.set_auto_approve(true);
+    stack.sim.set_require_preapproval("sim-account-1", true);
+    let session = stack.create_session(platform.clone()).await;
+    let (parent, popup) = open_demo(
+        &client,
+        &cell,
+        &demo,
+        session["connect_url"].as_str().unwrap(),
+    )
+    .await;
+    let result = demo_result(&client).await;
+    assert_eq!(result["code"], "admin_preapproval_required", "{result}");
+    assert!(
+        result["message"].as_str().unwrap().contains("admin"),
+        "{result}"
+    );
+    client.switch_to_window(popup).await.unwrap();
+    client.close_window().await.unwrap();
+    client.switch_to_window(parent).await.unwrap();
+    stack.sim.set_require_preapproval("sim-account-1", false);
+    stack.sim.set_auto_approve(false);
+
+    // The person closes the popup at Zoom's consent page.
+    let session = stack.create_session(platform.clone()).await;
+    let (parent, popup) = open_demo(
+        &client,
+        &cell,
+        &format!("{demo}?closed_grace_ms=1500"),
+        session["connect_url"].as_str().unwrap(),
+    )
+    .await;
+    client.switch_to_window(popup).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("#allow"))
+        .await
+        .unwrap();
+    client.close_window().await.unwrap();
+    client.switch_to_window(parent).await.unwrap();
+    let result = demo_result(&client).await;
+    assert_eq!(result["code"], "closed", "{result}");
+
+    // The popup lost window.opener (as under Zoom's Cross-Origin-Opener-Policy): no message
+    // comes, the result page stays open; the helper reads the outcome from the status route.
+    let session = stack.create_session(platform.clone()).await;
+    let (parent, popup) = open_demo(
+        &client,
+        &cell,
+        &format!("{demo}?open_poll_ms=500"),
+        session["connect_url"].as_str().unwrap(),
+    )
+    .await;
+    client.switch_to_window(popup.clone()).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("#allow"))
+        .await
+        .unwrap();
+    client
+        .execute("window.opener = null; return true;", vec![])
+        .await
+        .unwrap();
+    click(&client, "#allow").await;
+    client
+        .wait()
+        .for_element(Locator::Css("body[data-status=success]"))
+        .await
+        .unwrap();
+    client.switch_to_window(parent.clone()).await.unwrap();
+    let result = demo_result(&client).await;
+    assert_eq!(result["ok"], true, "{result}");
+    assert!(
+        result["connectionId"]
+            .as_str()
+            .unwrap()
+            .starts_with("conn_")
+    );
+    // (The result page without an opener stays open: "You can close this window.")
+    client.switch_to_window(popup).await.unwrap();
+    client.close_window().await.unwrap();
+    client.switch_to_window(parent).await.unwrap();
+
+    // Nothing happens in time: the helper closes the popup and rejects with `timeout`.
+    let session = stack.create_session(platform.clone()).await;
+    open_demo(
+        &client,
+        &cell,
+        &format!("{demo}?timeout_ms=1500"),
+        session["connect_url"].as_str().unwrap(),
+    )
+    .await;
+    let result = demo_result(&client).await;
+    assert_eq!(result["code"], "timeout", "{result}");
+    wait_for_window_count(&client, 1).await;
+
+    client.close().await.ok();
+    ui.abort();
+}
+
+/// `open()` called outside a click, with Chromium's popup blocker on: `popup_blocked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_connect_helper_reports_a_blocked_popup() {
+    let (ui_listener, ui_origin) = ui_origin().await;
+    let stack = TestStack::start(
+        StackOptions::new(Backend::Local).env("CONNECTOR_UI_ORIGINS", ui_origin.clone()),
+    )
+    .await;
+    let (cell, ui) = serve_demo(ui_listener, stack.base_url.clone());
+    let session = stack
+        .create_session(json!({ "auth_type": "platform_app" }))
+        .await;
+    *cell.lock().unwrap() = session["connect_url"].as_str().unwrap().to_owned();
+    let (_driver, client) = start_browser_with(true).await;
+    client.goto(&format!("{ui_origin}/demo")).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("body[data-ready=true]"))
+        .await
+        .unwrap();
+    // No user gesture: a timer long after the page loaded.
+    let code = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const b = document.body.dataset;
+             import(b.connector + '/connect.js').then((m) => setTimeout(() => {
+               m.open({ connectUrl: b.connectUrl }).then(() => done('resolved'), (e) => done(e.code));
+             }, 50));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, json!("popup_blocked"));
+    assert_eq!(client.windows().await.unwrap().len(), 1);
+    client.close().await.ok();
+    ui.abort();
 }

@@ -819,3 +819,138 @@ async fn a_connect_form_from_another_site_is_refused() {
     assert_eq!(r.status(), 302);
     assert_eq!(connection_count(&stack).await, 0);
 }
+
+/// `GET /connect/status` (what the connect helper polls when the popup lost its opener) and
+/// `GET /connect.js`: pending while unused, pending and started at Zoom, then the result page's
+/// outcome; CORS for the allowed UI origin only.
+async fn session_status_and_helper(backend: Backend) {
+    let stack = stack(backend).await;
+    let status = |token: String, origin: &'static str| {
+        let http = stack.http.clone();
+        let url = stack.url(&format!("/connect/status?session={token}"));
+        async move {
+            let r = http.get(url).header("origin", origin).send().await.unwrap();
+            let code = r.status().as_u16();
+            let allow = r
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(r.headers()["cache-control"], "no-store");
+            assert_eq!(r.headers()["vary"], "origin");
+            let body: serde_json::Value = r.json().await.unwrap();
+            (code, allow, body)
+        }
+    };
+
+    let s = stack
+        .create_session(json!({ "auth_type": "platform_app" }))
+        .await;
+    let token = s["session_token"].as_str().unwrap().to_owned();
+    let (code, allow, body) = status(token.clone(), UI).await;
+    assert_eq!(code, 200);
+    assert_eq!(allow.as_deref(), Some(UI));
+    assert_eq!(body, json!({ "status": "pending", "started": false }));
+    // Another origin reads nothing from a browser: no CORS header for it.
+    let (_, allow, _) = status(token.clone(), "http://evil.example.test").await;
+    assert_eq!(allow, None);
+
+    let r = stack
+        .http
+        .get(s["connect_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let (_, _, body) = status(token.clone(), UI).await;
+    assert_eq!(body, json!({ "status": "pending", "started": true }));
+
+    let z = stack
+        .http
+        .get(r.headers()["location"].to_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let callback = z.headers()["location"].to_str().unwrap().to_owned();
+    let result = stack.callback(&callback, cookie_pair(&r).as_deref()).await;
+    let id = result.connection_id().unwrap();
+    let (code, _, body) = status(token.clone(), UI).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        json!({ "status": "success", "started": true, "connection_id": id })
+    );
+
+    // A failure: the page's code.
+    stack.sim.set_require_preapproval("sim-account-1", true);
+    let s = stack
+        .create_session(json!({ "auth_type": "platform_app" }))
+        .await;
+    let result = stack
+        .run_flow(s["connect_url"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(
+        result.error_code().as_deref(),
+        Some("admin_preapproval_required")
+    );
+    let (_, _, body) = status(s["session_token"].as_str().unwrap().to_owned(), UI).await;
+    assert_eq!(
+        body,
+        json!({ "status": "error", "started": true, "error": "admin_preapproval_required" })
+    );
+
+    // Unknown tokens.
+    for token in ["nope".to_owned(), "x".repeat(300), String::new()] {
+        let (code, _, body) = status(token, UI).await;
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (404, Some("session_not_found"))
+        );
+    }
+
+    // The helper itself: the package's file, cacheable, versioned by its ETag.
+    let r = stack
+        .http
+        .get(stack.url("/connect.js"))
+        .header("origin", UI)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert_eq!(h["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(h["access-control-allow-origin"], UI);
+    assert!(
+        h["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public, max-age=")
+    );
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    let js = r.text().await.unwrap();
+    assert_eq!(
+        js,
+        include_str!("../../packages/zoom-connect/index.js"),
+        "served as kept in the repository"
+    );
+    assert!(!js.contains("eval(") && !js.contains("new Function"));
+    let r = stack
+        .http
+        .get(stack.url("/connect.js"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"], etag.as_str());
+}
+
+#[tokio::test]
+async fn session_status_and_helper_local() {
+    session_status_and_helper(Backend::Local).await;
+}
+
+#[tokio::test]
+async fn session_status_and_helper_aws() {
+    session_status_and_helper(Backend::Aws).await;
+}

@@ -139,7 +139,20 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         Some(&public_default),
     )?;
+    let mut config = config;
     let public_url = config.public_url.as_str().trim_end_matches('/').to_owned();
+    // The connect helper's demo lives on another origin than the connector's, like a real
+    // integration UI: the same port under the other loopback name. Allowed unless the
+    // operator set CONNECTOR_UI_ORIGINS.
+    let demo_host = if config.public_url.host_str() == Some("localhost") {
+        "127.0.0.1"
+    } else {
+        "localhost"
+    };
+    let demo_origin = format!("http://{demo_host}:{port}");
+    if std::env::var("CONNECTOR_UI_ORIGINS").is_err() && !config.ui_origins.contains(&demo_origin) {
+        config.ui_origins.push(demo_origin.clone());
+    }
     // Behind API Gateway a base path (a custom domain's API mapping) is fine: the functions
     // route on the matched route. This stack serves every route at the root of its port.
     if config.public_url.path() != "/" && !config.public_url.path().is_empty() {
@@ -217,11 +230,18 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             common::require_api_key,
         ))
         .with_state(state);
+    // The demo page of the connect helper: no API key (a person opens it); each load makes
+    // a new connect session.
+    let demo_routes = Router::new()
+        .route("/local/demo", get(connect_demo_page))
+        .route("/local/demo.js", get(connect_demo_js))
+        .with_state(connector.clone());
     let router = common::finish(
         zoom_connector::http::all_routes(connector.clone()),
         connector.clone(),
     )
-    .merge(local_routes);
+    .merge(local_routes)
+    .merge(demo_routes);
 
     let sweeper = tokio::spawn(sweep_timer(
         connector.clone(),
@@ -241,6 +261,8 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             api_key.expose()
         ),
     }
+
+    println!("demo: {demo_origin}/local/demo (the connect helper, from another origin)");
 
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
@@ -307,4 +329,36 @@ async fn list_metrics(State(state): State<LocalState>) -> Json<serde_json::Value
         "namespace": format!("{}/local", zoom_connector::metrics::NAMESPACE_PREFIX),
         "metrics": state.connector.metrics.snapshot(),
     }))
+}
+
+/// `GET /local/demo`: the connect helper's demo page with a fresh connect session.
+async fn connect_demo_page(State(connector): State<Connector>) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let session = match connector.create_session(Default::default()).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let (html, csp) = zoom_connector::http::pages::connect_demo_page(
+        &connector.config.public(""),
+        &session.connect_url,
+    );
+    let mut response = axum::response::Html(html).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /local/demo.js`: the demo page's script.
+async fn connect_demo_js() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )],
+        zoom_connector::http::pages::CONNECT_DEMO_JS,
+    )
 }

@@ -50,7 +50,40 @@ async fn make_dev_stack_serves_the_whole_flow_and_stops_cleanly() {
         .unwrap()
         .to_owned();
 
+    // The third line: the connect helper's demo, on the other loopback name (another origin).
+    let third = lines.next().unwrap().unwrap();
+    let demo = third
+        .strip_prefix("demo: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("third line must be `demo: URL ...`, got {third:?}"))
+        .to_owned();
+    assert!(
+        demo.starts_with("http://localhost:") && demo.ends_with("/local/demo"),
+        "{demo}"
+    );
+
     let http = no_redirects();
+    let page = http.get(&demo).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains(&format!("script-src 'self' {base}")), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("data-connect-url=\"http://127.0.0.1:") && html.contains("demo.js"),
+        "{html}"
+    );
+    let demo_origin = demo.trim_end_matches("/local/demo");
+    let helper = http
+        .get(format!("{base}/connect.js"))
+        .header("origin", demo_origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(helper.status(), 200);
+    assert_eq!(helper.headers()["access-control-allow-origin"], demo_origin);
     let health: serde_json::Value = http
         .get(format!("{base}/healthz"))
         .send()

@@ -17,6 +17,7 @@ use crate::services::Connector;
 use crate::services::callback::CallbackParams;
 use crate::services::connect::{
     AuthorizationStart, ConnectError, ConnectForm, CreateSessionRequest, CreateSessionResponse,
+    SessionStatus,
 };
 use crate::services::webhooks::{WebhookApp, WebhookHeaders};
 use crate::webhook_profile as profile;
@@ -30,6 +31,8 @@ pub fn connect_routes(connector: Connector) -> Router<Connector> {
         ));
     Router::new()
         .route("/connect", get(connect_page).post(connect_submit))
+        .route("/connect.js", get(connect_js))
+        .route("/connect/status", get(session_status))
         .merge(backend)
 }
 
@@ -52,6 +55,112 @@ pub async fn create_session(
 ) -> Result<(StatusCode, Json<CreateSessionResponse>), ApiError> {
     let session = connector.create_session(request).await?;
     Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// The browser connect helper (packages/zoom-connect), served as it is in the repository.
+pub const CONNECT_JS: &str = include_str!("../../../packages/zoom-connect/index.js");
+/// How long browsers and CDNs keep `/connect.js` before revalidating it with its ETag.
+pub const CONNECT_JS_MAX_AGE_SECS: u64 = 3600;
+
+/// The strong ETag of `/connect.js`: its content's hash, so a new helper is a new tag.
+pub fn connect_js_etag() -> &'static str {
+    static ETAG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("\"{}\"", &crate::secret::sha256_hex(CONNECT_JS)[..20])
+    });
+    &ETAG
+}
+
+/// CORS for the integration UI: the request's `Origin` echoed when it is one of
+/// `CONNECTOR_UI_ORIGINS` (no credentials); `Vary: Origin` either way.
+fn allow_ui_origin(connector: &Connector, request: &HeaderMap, response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(origin) = request
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| {
+            connector
+                .config
+                .ui_origins
+                .iter()
+                .any(|allowed| allowed == o)
+        })
+        && let Ok(value) = HeaderValue::from_str(origin)
+    {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+}
+
+#[utoipa::path(get, path = "/connect.js", tag = "connect",
+    responses((status = 200, description = "The browser connect helper, an ES module (`text/javascript`); `ETag`, `Cache-Control: public`; CORS for the allowed UI origins", content_type = "text/javascript"),
+        (status = 304, description = "Not modified (`If-None-Match` had the current ETag)")))]
+pub async fn connect_js(State(connector): State<Connector>, headers: HeaderMap) -> Response {
+    let etag = connect_js_etag();
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = CONNECT_JS.into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        );
+        r
+    };
+    let out = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        out.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={CONNECT_JS_MAX_AGE_SECS}")) {
+        out.insert(header::CACHE_CONTROL, v);
+    }
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    out.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    );
+    allow_ui_origin(&connector, &headers, &mut response);
+    response
+}
+
+#[utoipa::path(get, path = "/connect/status", tag = "connect", params(ConnectQuery),
+    responses((status = 200, body = SessionStatus, description = "Where the session stands: `pending` (unused, or the person is at Zoom), `success` with `connection_id`, `error` with the result page's code. CORS for the allowed UI origins"),
+        (status = 404, description = "session_not_found: unknown session, or its outcome has expired")))]
+pub async fn session_status(
+    State(connector): State<Connector>,
+    headers: HeaderMap,
+    Query(query): Query<ConnectQuery>,
+) -> Response {
+    let token = query.session.unwrap_or_default();
+    let mut response = match connector.session_status(&token).await {
+        Ok(Some(status)) => Json(status).into_response(),
+        Ok(None) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "No connect session with this token, or its outcome has expired.",
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    allow_ui_origin(&connector, &headers, &mut response);
+    response
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -25,7 +25,7 @@ impl Modify for ApiKeyScheme {
     modifiers(&ApiKeyScheme),
     paths(
         common::healthz, common::openapi_json,
-        browser::create_session, browser::connect_page, browser::connect_submit, browser::oauth_callback, browser::zoom_webhook, browser::zoom_app_webhook,
+        browser::create_session, browser::connect_page, browser::connect_js, browser::session_status, browser::connect_submit, browser::oauth_callback, browser::zoom_webhook, browser::zoom_app_webhook,
         actions::list_connections, actions::get_connection, actions::delete_connection, actions::refresh_connection,
         actions::zoom_me, actions::create_meeting, actions::get_meeting, actions::update_meeting, actions::delete_meeting,
         actions::update_livestream, actions::meeting_recordings, actions::list_recordings, actions::proxy,

@@ -206,3 +206,25 @@ pub fn result_page(
     );
     layout(title, &attrs, &content, Some((nonce, &script)))
 }
+
+/// The connect helper's demo page (packages/zoom-connect/demo): a page of the integration UI,
+/// served from another origin than the connector's (by the local stack at `/local/demo` and
+/// by the browser tests), never by a Lambda.
+const CONNECT_DEMO_HTML: &str = include_str!("../../../packages/zoom-connect/demo/index.html");
+/// Its script, served beside it as `demo.js`.
+pub const CONNECT_DEMO_JS: &str = include_str!("../../../packages/zoom-connect/demo/demo.js");
+
+/// The demo page for one connect URL, and the strict CSP it is served under (scripts only from
+/// its own origin and the connector's, no inline script): the helper must work under it.
+pub fn connect_demo_page(connector_url: &str, connect_url: &str) -> (String, String) {
+    let html = CONNECT_DEMO_HTML
+        .replace("{{CONNECTOR_URL}}", &escape(connector_url))
+        .replace("{{CONNECT_URL}}", &escape(connect_url));
+    let origin = url::Url::parse(connector_url)
+        .map(|u| crate::config::origin_of(&u))
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; script-src 'self' {origin}; connect-src {origin}; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    (html, csp)
+}

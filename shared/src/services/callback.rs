@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 use std::time::Duration;
 
-use super::connect::{StoredState, binding_cookie_name};
+use super::connect::{SessionState, SessionStatus, StoredState, binding_cookie_name};
 use super::events;
 use super::{Connector, ZOOM_OAUTH_TIMEOUT};
 use crate::domain::{
@@ -230,6 +230,23 @@ impl Connector {
             && let Err(e) = self.secrets.delete_secret(name).await
         {
             tracing::warn!(error = %e, "could not delete the pending BYO secret");
+        }
+        if let Some(key) = &stored.session_key {
+            let status = match &result {
+                Ok(info) => SessionStatus {
+                    status: SessionState::Success,
+                    started: true,
+                    connection_id: Some(info.connection_id.clone()),
+                    error: None,
+                },
+                Err(code) => SessionStatus {
+                    status: SessionState::Error,
+                    started: true,
+                    connection_id: None,
+                    error: Some(code.as_str().to_owned()),
+                },
+            };
+            self.record_session_outcome(key, &status).await;
         }
         match &result {
             Ok(info) => {

@@ -21,6 +21,9 @@ use crate::secret::{SecretString, random_token, sha256_hex};
 
 pub const SESSION_TTL_SECS: i64 = 30 * 60;
 pub const STATE_TTL_SECS: i64 = 10 * 60;
+/// How long a session's outcome stays readable: the state's lifetime, then a few minutes for
+/// the helper to read the result.
+pub const OUTCOME_TTL_SECS: i64 = STATE_TTL_SECS + 5 * 60;
 const MAX_FIELD: usize = 512;
 
 /// Body of `POST /connect/sessions`.
@@ -103,6 +106,33 @@ pub struct StoredState {
     pub connection_id: Option<String>,
     pub return_url: Option<String>,
     pub end_user: Option<EndUser>,
+    /// SHA-256 of the connect session's token: where the callback records the outcome for
+    /// `GET /connect/status`.
+    #[serde(default)]
+    pub session_key: Option<String>,
+}
+
+/// Where a connect session stands (`GET /connect/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Pending,
+    Success,
+    Error,
+}
+
+/// Answer of `GET /connect/status`: what the result page posted, for a helper whose popup
+/// lost `window.opener`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionStatus {
+    pub status: SessionState,
+    /// Whether the flow started (the person went on to Zoom); `false` while the session is unused.
+    pub started: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// The result page's error code (`access_denied`, `admin_preapproval_required`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What the person chose on the choice page.
@@ -339,6 +369,62 @@ impl Connector {
         Ok(item.and_then(|i| serde_json::from_value(i.value).ok()))
     }
 
+    /// `GET /connect/status`: the outcome of a session (by its token), `None` when the token
+    /// names no live session and no recorded outcome.
+    pub async fn session_status(&self, token: &str) -> Result<Option<SessionStatus>, ApiError> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let key = sha256_hex(token);
+        let now = self.now_unix();
+        if let Some(item) = self
+            .store
+            .get_item(ItemKind::SessionOutcome, &key, now)
+            .await?
+            && let Ok(status) = serde_json::from_value::<SessionStatus>(item.value)
+        {
+            return Ok(Some(status));
+        }
+        let unused = self
+            .store
+            .get_item(ItemKind::Session, &key, now)
+            .await?
+            .is_some();
+        Ok(unused.then_some(SessionStatus {
+            status: SessionState::Pending,
+            started: false,
+            connection_id: None,
+            error: None,
+        }))
+    }
+
+    /// Records (or replaces) a session's outcome. Best effort: the result page and the
+    /// `return_url` still carry the outcome when this write fails.
+    pub async fn record_session_outcome(&self, session_key: &str, status: &SessionStatus) {
+        let Ok(value) = serde_json::to_value(status) else {
+            return;
+        };
+        let now = self.now_unix();
+        let written = async {
+            self.store
+                .delete_item(ItemKind::SessionOutcome, session_key, None)
+                .await?;
+            self.store
+                .create_item(
+                    ItemKind::SessionOutcome,
+                    session_key,
+                    &value,
+                    Some(now + OUTCOME_TTL_SECS),
+                    now,
+                )
+                .await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not record the connect session's outcome");
+        }
+    }
+
     /// `GET /connect` for a complete session, and `POST /connect`: consume the session and
     /// start the authorization at Zoom.
     pub async fn start_authorization(
@@ -493,9 +579,20 @@ impl Connector {
             connection_id: session.connection_id.clone(),
             return_url: session.return_url.clone(),
             end_user: session.end_user.clone(),
+            session_key: Some(session_key.clone()),
         };
         let value = serde_json::to_value(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
         let now = self.now_unix();
+        self.record_session_outcome(
+            &session_key,
+            &SessionStatus {
+                status: SessionState::Pending,
+                started: true,
+                connection_id: None,
+                error: None,
+            },
+        )
+        .await;
         self.store
             .create_item(
                 ItemKind::OAuthState,
