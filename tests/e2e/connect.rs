@@ -954,3 +954,50 @@ async fn session_status_and_helper_local() {
 async fn session_status_and_helper_aws() {
     session_status_and_helper(Backend::Aws).await;
 }
+
+/// A reconnect must come back as the connection's own Zoom user: signed in as another user
+/// (or account), the page says `reconnect_user_mismatch` (409), the connection keeps its user,
+/// tokens and status, no second connection appears, and the unwanted grant is revoked at Zoom.
+async fn a_reconnect_as_another_zoom_user_changes_nothing(backend: Backend) {
+    let stack = stack(backend).await;
+    let id = stack.connect_platform().await;
+    let before = stack.connection(&id).await;
+    let tokens_before = stack.connector.read_connection_secret(&id).await.unwrap();
+    stack.sim.add_user(SimUser::new(
+        "user-other",
+        "acc-other",
+        "other@example.com",
+        "Other",
+        "Person",
+    ));
+    stack.sim.set_current_user("user-other");
+    let revocations = stack.sim.counters().revocations;
+
+    let s = stack.create_session(json!({ "connection_id": id })).await;
+    let result = stack
+        .run_flow(s["connect_url"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(
+        result.error_code().as_deref(),
+        Some("reconnect_user_mismatch"),
+        "{}",
+        result.body
+    );
+    assert_eq!(result.status, 409);
+
+    let after = stack.connection(&id).await;
+    assert_eq!(after["zoom"], before["zoom"]);
+    assert_eq!(after["status"], "active");
+    let tokens_after = stack.connector.read_connection_secret(&id).await.unwrap();
+    assert_eq!(
+        tokens_after.refresh_token.expose(),
+        tokens_before.refresh_token.expose()
+    );
+    assert_eq!(connection_count(&stack).await, 1);
+    assert_eq!(stack.sim.counters().revocations, revocations + 1);
+}
+
+e2e_tests::on_both_backends!(
+    reconnect_mismatch_local, reconnect_mismatch_aws;
+    a_reconnect_as_another_zoom_user_changes_nothing,
+);

@@ -136,6 +136,11 @@ fn error_text(code: CallbackErrorCode) -> (&'static str, String) {
             "The sign-in took too long",
             "<p>Zoom's authorization code expired or was already used. Start connecting again.</p>".into(),
         ),
+        CallbackErrorCode::ReconnectUserMismatch => (
+            "You signed in as another Zoom user",
+            "<p>This window reconnects an existing Zoom connection, but Zoom signed you in as a different user or account. Nothing was changed.</p>\
+<p>Sign out of Zoom in this browser (or sign in as the connection's user), then start reconnecting again from the app.</p>".into(),
+        ),
         CallbackErrorCode::RedirectUriMismatch => (
             "The app's redirect URL does not match",
             "<p>Zoom refused the redirect URL. In your Zoom app, add this connector's callback URL to <strong>Redirect URL for OAuth</strong> and to the <strong>OAuth allow list</strong>, then connect again.</p>".into(),

@@ -35,6 +35,8 @@ pub enum CallbackErrorCode {
     InvalidClient,
     InvalidGrant,
     RedirectUriMismatch,
+    /// A reconnect came back as another Zoom user or account than the connection's.
+    ReconnectUserMismatch,
     ZoomUnavailable,
     ZoomError,
     /// Our storage was briefly unavailable (throttling, 5xx); retrying helps.
@@ -51,6 +53,7 @@ impl CallbackErrorCode {
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant => "invalid_grant",
             Self::RedirectUriMismatch => "redirect_uri_mismatch",
+            Self::ReconnectUserMismatch => "reconnect_user_mismatch",
             Self::ZoomUnavailable => "zoom_unavailable",
             Self::ZoomError => "zoom_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
@@ -61,10 +64,10 @@ impl CallbackErrorCode {
     /// The page code for an error of our own storage or configuration (Zoom's errors are
     /// mapped where they happen).
     pub fn for_own_failure(e: &ApiError) -> Self {
-        if e.code == "store_unavailable" {
-            Self::TemporarilyUnavailable
-        } else {
-            Self::InternalError
+        match e.code {
+            "store_unavailable" => Self::TemporarilyUnavailable,
+            "reconnect_user_mismatch" => Self::ReconnectUserMismatch,
+            _ => Self::InternalError,
         }
     }
 
@@ -74,6 +77,7 @@ impl CallbackErrorCode {
             Self::StateInvalid | Self::InvalidGrant | Self::RedirectUriMismatch => 400,
             Self::InvalidClient => 401,
             Self::AccessDenied | Self::AdminPreapprovalRequired => 403,
+            Self::ReconnectUserMismatch => 409,
             // A 4xx like every failure page: the request failed because a request it depends
             // on (Zoom's, or our storage's) failed. The page says to retry.
             Self::ZoomUnavailable | Self::ZoomError | Self::TemporarilyUnavailable => 424,
@@ -397,6 +401,14 @@ impl Connector {
     ) -> Result<ConnectedInfo, ApiError> {
         let key = identity_key(&secret.client_id, &zoom);
         let now = self.now();
+        if let Some(target) = &stored.connection_id
+            && let Some(record) = self.store.get_connection(target).await?
+            && (record.zoom.user_id != zoom.user_id || record.zoom.account_id != zoom.account_id)
+        {
+            return Err(self
+                .reconnected_as_someone_else(&record, &zoom, &key, secret)
+                .await);
+        }
         let candidate = stored
             .connection_id
             .clone()
@@ -405,7 +417,8 @@ impl Connector {
         let existing_record = self.store.get_connection(&owner).await?;
         let existing = existing_record.is_some();
 
-        // A reconnect that lands on another Zoom user frees the old user's uniqueness item.
+        // A reconnect through another app (same Zoom user; another user was refused above)
+        // frees the old app's uniqueness item.
         if let Some(old) = existing_record
             .as_ref()
             .filter(|r| r.zoom != zoom || r.client_id != secret.client_id)
@@ -495,6 +508,59 @@ impl Connector {
             connection_id: owner,
             existing,
         })
+    }
+
+    /// A reconnect of `record` came back as another Zoom user or account: the connection is left
+    /// as it was. The new grant is not thrown away when that user already has a connection of
+    /// this app (Zoom has just revoked its older tokens: they go into it, as any authorization
+    /// of that user would); otherwise it is revoked at Zoom.
+    async fn reconnected_as_someone_else(
+        &self,
+        record: &ConnectionRecord,
+        zoom: &ZoomIdentity,
+        key: &str,
+        secret: ConnectionSecret,
+    ) -> ApiError {
+        tracing::warn!(
+            connection_id = %record.id,
+            event = "reconnect_user_mismatch",
+            "a reconnect signed in as another Zoom user or account; the connection is unchanged"
+        );
+        let owner = self
+            .store
+            .get_item(ItemKind::Identity, key, self.now_unix())
+            .await
+            .ok()
+            .flatten()
+            .and_then(|item| item.value["connection_id"].as_str().map(str::to_owned));
+        let kept = match owner {
+            Some(owner) if owner != record.id => {
+                let name = connection_secret_name(&self.config.aws.secrets_prefix, &owner);
+                match serde_secret(&secret) {
+                    Ok(value) => self
+                        .secrets
+                        .update_secret(&name, &value, &sha256_hex(secret.refresh_token.expose()))
+                        .await
+                        .unwrap_or(false),
+                    Err(_) => false,
+                }
+            }
+            _ => false,
+        };
+        if kept {
+            tracing::info!(zoom_user_id = %zoom.user_id, "the new grant went to that user's own connection");
+        } else {
+            if let Ok(client) = self.client_for(&secret).await
+                && let Err(e) = self.oauth.revoke(&client, &secret.refresh_token).await
+            {
+                tracing::warn!(error = %e, "could not revoke the mismatched grant at Zoom");
+            }
+        }
+        ApiError::new(
+            http::StatusCode::CONFLICT,
+            "reconnect_user_mismatch",
+            "The reconnect signed in as another Zoom user.",
+        )
     }
 
     /// Claims "client + account + user → connection" for `candidate`, or returns the
