@@ -1001,3 +1001,57 @@ e2e_tests::on_both_backends!(
     reconnect_mismatch_local, reconnect_mismatch_aws;
     a_reconnect_as_another_zoom_user_changes_nothing,
 );
+
+/// Deleting a connection frees its uniqueness claim only while it still holds it: a claim that
+/// another connection of the same Zoom user won meanwhile (a concurrent callback) stays.
+async fn deleting_a_connection_leaves_a_claim_it_no_longer_holds(backend: Backend) {
+    use zoom_connector::ports::ItemKind;
+    let stack = stack(backend).await;
+    let id = stack.connect_platform().await;
+    let record = stack
+        .connector
+        .store
+        .get_connection(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    let key = zoom_connector::domain::identity_key(&record.client_id, &record.zoom);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claim = stack
+        .connector
+        .store
+        .get_item(ItemKind::Identity, &key, now)
+        .await
+        .unwrap()
+        .expect("the connection's claim");
+    assert_eq!(claim.value["connection_id"], id.as_str());
+    let survivor = json!({ "connection_id": "conn_survivor" });
+    assert!(
+        stack
+            .connector
+            .store
+            .replace_item(ItemKind::Identity, &key, &survivor, None, claim.version)
+            .await
+            .unwrap()
+    );
+
+    let r = stack
+        .backend(Method::DELETE, &format!("/connections/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let left = stack
+        .connector
+        .store
+        .get_item(ItemKind::Identity, &key, now)
+        .await
+        .unwrap()
+        .expect("the survivor's claim was deleted");
+    assert_eq!(left.value["connection_id"], "conn_survivor");
+}
+
+e2e_tests::on_both_backends!(
+    identity_local, identity_aws;
+    deleting_a_connection_leaves_a_claim_it_no_longer_holds,
+);

@@ -425,9 +425,7 @@ impl Connector {
         {
             let old_key = identity_key(&old.client_id, &old.zoom);
             if old_key != key {
-                self.store
-                    .delete_item(ItemKind::Identity, &old_key, None)
-                    .await?;
+                self.release_identity(&old_key, &old.id).await?;
             }
         }
 
@@ -487,7 +485,7 @@ impl Connector {
             // Nothing stays behind for a connection that did not exist before.
             if !existing {
                 let _ = self.secrets.delete_secret(&name).await;
-                let _ = self.store.delete_item(ItemKind::Identity, &key, None).await;
+                let _ = self.release_identity(&key, &owner).await;
             }
             return Err(e);
         }

@@ -186,12 +186,7 @@ impl Connector {
         // revoked (credentials missing), and deleting again finishes the job.
         let secret_name = connection_secret_name(&self.config.aws.secrets_prefix, id);
         self.secrets.delete_secret(&secret_name).await?;
-        self.store
-            .delete_item(
-                ItemKind::Identity,
-                &identity_key(&record.client_id, &record.zoom),
-                None,
-            )
+        self.release_identity(&identity_key(&record.client_id, &record.zoom), id)
             .await?;
         self.store.delete_connection(id).await?;
         // A refresh in flight only updates an existing secret: one that wrote between our
@@ -212,6 +207,26 @@ impl Connector {
     pub async fn force_refresh(&self, id: &str) -> Result<Connection, ApiError> {
         self.obtain_token(id, TokenNeed::Always).await?;
         self.get_connection(id).await
+    }
+
+    /// Frees the uniqueness claim "client + account + user → connection" if `owner` still
+    /// holds it: a claim another connection won meanwhile (a concurrent callback of the same
+    /// user) stays with it.
+    pub(crate) async fn release_identity(&self, key: &str, owner: &str) -> Result<(), ApiError> {
+        let Some(item) = self
+            .store
+            .get_item(ItemKind::Identity, key, self.now_unix())
+            .await?
+        else {
+            return Ok(());
+        };
+        if item.value["connection_id"].as_str() == Some(owner) {
+            // Conditional on the version read: a claim taken over in between is not ours.
+            self.store
+                .delete_item(ItemKind::Identity, key, Some(item.version))
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -593,9 +593,7 @@ impl Connector {
             .await?;
         // Gone from this process's cache too, in case a call in flight put it back.
         self.tokens.forget(id);
-        self.store
-            .delete_item(ItemKind::Identity, identity, None)
-            .await?;
+        self.release_identity(identity, id).await?;
         if updated.is_some() {
             self.publish(
                 events::CONNECTION_REVOKED,
