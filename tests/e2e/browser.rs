@@ -181,16 +181,7 @@ async fn connect_in_a_popup(
     screenshots: bool,
 ) -> serde_json::Value {
     client.goto(ui_url).await.unwrap();
-    let parent = client.window().await.unwrap();
-    client
-        .find(Locator::Css("#open"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let windows = wait_for_window_count(client, 2).await;
-    let popup = windows.into_iter().find(|w| *w != parent).unwrap();
+    let (parent, popup) = open_popup(client, "#open").await;
     client.switch_to_window(popup).await.unwrap();
 
     if let Some((client_id, client_secret)) = byo {
@@ -202,13 +193,7 @@ async fn connect_in_a_popup(
         if screenshots {
             screenshot(client, "choice-page.png").await;
         }
-        client
-            .find(Locator::Css("#auth-byo"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(client, "#auth-byo").await;
         for (field, value) in [("#client_id", client_id), ("#client_secret", client_secret)] {
             client
                 .find(Locator::Css(field))
@@ -228,34 +213,12 @@ async fn connect_in_a_popup(
     }
 
     // The simulator's consent page.
-    client
-        .wait()
-        .for_element(Locator::Css("#allow"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "#allow").await;
 
     // The result page posts to the opener and closes itself.
     wait_for_window_count(client, 1).await;
     client.switch_to_window(parent).await.unwrap();
-    let mut result = String::new();
-    for _ in 0..100 {
-        result = client
-            .find(Locator::Css("#result"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if result != "waiting" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let message: serde_json::Value = serde_json::from_str(&result)
-        .unwrap_or_else(|_| panic!("no postMessage arrived: {result}"));
+    let message = page_result(client, &["waiting"]).await;
     assert_eq!(message["type"], "zoom-connector");
     assert_eq!(message["status"], "success");
     message
@@ -420,21 +383,24 @@ async fn open_demo(
         .for_element(Locator::Css("body[data-ready=true]"))
         .await
         .unwrap();
+    open_popup(client, "#connect").await
+}
+
+/// Clicks `button` on the current page, which opens the popup: `(page, popup)`.
+async fn open_popup(
+    client: &Client,
+    button: &str,
+) -> (fantoccini::wd::WindowHandle, fantoccini::wd::WindowHandle) {
     let parent = client.window().await.unwrap();
-    client
-        .find(Locator::Css("#connect"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, button).await;
     let windows = wait_for_window_count(client, 2).await;
     let popup = windows.into_iter().find(|w| *w != parent).unwrap();
     (parent, popup)
 }
 
-/// What the demo page shows once `open()` settled: `{ ok, connectionId | code, message }`.
-async fn demo_result(client: &Client) -> serde_json::Value {
+/// What the page's `#result` shows once it is no longer one of `pending`, as JSON (the
+/// parent page's postMessage, or the demo's `{ ok, connectionId | code, message }`).
+async fn page_result(client: &Client, pending: &[&str]) -> serde_json::Value {
     let mut text = String::new();
     for _ in 0..150 {
         text = client
@@ -444,12 +410,18 @@ async fn demo_result(client: &Client) -> serde_json::Value {
             .text()
             .await
             .unwrap();
-        if text != "waiting" && text != "connecting" {
-            return serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+        if !pending.contains(&text.as_str()) {
+            return serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("the page did not get a result: {text}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the helper did not settle: {text}");
+    panic!("the page did not settle: {text}");
+}
+
+/// What the demo page shows once the helper's `open()` settled.
+async fn demo_result(client: &Client) -> serde_json::Value {
+    page_result(client, &["waiting", "connecting"]).await
 }
 
 async fn click(client: &Client, css: &str) {
@@ -513,14 +485,7 @@ async fn the_connect_helper_settles_with_the_outcome_of_the_popup() {
     assert_eq!(result["ok"], true, "{result}");
     let id = result["connectionId"].as_str().unwrap();
     assert!(id.starts_with("conn_"), "{result}");
-    let conn: serde_json::Value = stack
-        .backend(reqwest::Method::GET, &format!("/connections/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conn: serde_json::Value = stack.connection(id).await;
     assert_eq!(conn["status"], "active");
 
     // The person presses Decline: the page's code.

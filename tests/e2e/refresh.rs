@@ -477,7 +477,7 @@ async fn latency_beyond_the_lease_recovers_from_the_stored_tokens(backend: Backe
     let waited = tokio::time::Instant::now();
     while !in_flight() {
         assert!(
-            waited.elapsed() < Duration::from_secs(5),
+            waited.elapsed() < Duration::from_secs(30),
             "A never called Zoom"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -25,7 +25,6 @@ use crate::domain::ClientCredentials;
 use crate::error::ApiError;
 use crate::secret::{SecretString, sha256_hex};
 
-const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
 /// After a delivery the cached token did not verify (none stored, or another one), the secret
 /// is read again, but at most this often per app: a connection in another container may just
 /// have stored or replaced it, and a flood of bad signatures must not cost a read each.
@@ -289,10 +288,11 @@ impl Connector {
             return Ok(None);
         };
         if let Some((at, token)) = self.keys.apps.read().await.get(client_id) {
+            // Cached like the connector's own keys (`CONNECTOR_KEYS_MAX_AGE_SECS`).
             let ttl = if recheck {
                 APP_TOKEN_RECHECK
             } else {
-                KEY_CACHE_TTL
+                self.config.keys_max_age
             };
             if at.elapsed() < ttl {
                 return Ok(token.clone());
