@@ -1,5 +1,5 @@
-//! Helpers for contract tests against Zoom's OpenAPI 3.0 description (the fixture copy under
-//! `tests/fixtures/`). They extract plain JSON Schemas that a draft-4 validator understands
+//! Helpers for contract tests against Zoom's OpenAPI 3.0 description (the copy under
+//! `shared/zoom/`, beside the library that reads it too). They extract plain JSON Schemas that a draft-4 validator understands
 //! (OpenAPI 3.0 schema objects are a draft-4 dialect), so the callers pick their validator.
 
 use serde_json::{Map, Value};
@@ -8,12 +8,12 @@ use serde_json::{Map, Value};
 pub fn load_zoom_openapi() -> Value {
     const SPEC: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/zoom-meetings-api-subset.openapi.json"
+        "/../../shared/zoom/meetings-api-subset.openapi.json"
     ));
     // The fixture is checked in and covered by this crate's tests; a broken copy is a bug in
     // the repository, not bad input.
     serde_json::from_str(SPEC)
-        .expect("tests/fixtures/zoom-meetings-api-subset.openapi.json is valid JSON")
+        .expect("shared/zoom/meetings-api-subset.openapi.json is valid JSON")
 }
 
 fn operation<'a>(spec: &'a Value, path_template: &str, method: &str) -> Option<&'a Value> {

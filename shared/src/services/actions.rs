@@ -18,7 +18,7 @@ use crate::secret::{SecretString, sha256_hex};
 
 /// Zoom's published description of the endpoints we call (structure only).
 pub const ZOOM_OPENAPI: &str =
-    include_str!("../../../tests/fixtures/zoom-meetings-api-subset.openapi.json");
+    include_str!("../../zoom/meetings-api-subset.openapi.json");
 
 /// How long an `Idempotency-Key` answer is kept.
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
