@@ -1,24 +1,40 @@
 //! Shared library of the Zoom connector.
 //!
-//! Layers, outermost first:
-//! - [`http`]: one axum router per HTTP function, used by Lambda and by the local stack;
-//! - [`services`]: the business rules (connect, callback, refresh, actions, events, webhooks);
-//! - [`ports`]: the small traits the services need (stores, bus, Zoom, clock);
-//! - [`adapters`]: AWS, the embedded local store, and Zoom over HTTP;
+//! Layers, innermost first; each may use the ones before it, never one after it
+//! (`tests/layering.rs` checks this):
+//! - [`domain`]: connections, tokens, idempotency and lease records, errors;
+//! - [`zoom`]: Zoom's quirks as data and the pure rules built on them (error mapping, path
+//!   encoding, schema checks, recordings windows);
+//! - [`ports`]: the small traits the rules need (stores, bus, Zoom, clock);
+//! - [`app`]: the business rules (connect, callback, refresh, actions, events, webhooks),
+//!   which name no adapter, SDK, database or web framework;
+//! - [`http`] (one axum router per HTTP function), [`adapters`] (AWS, the embedded local
+//!   store and queue, Zoom over HTTP) and [`wiring`] (ports for AWS and for local, the Lambda
+//!   handlers), which use everything above and not each other, except `wiring`.
 //!
-//! beside them: [`lambda`] (serving on Lambda), [`deadline`] (the invocation's time budget),
-//! [`metrics`] (the catalogue and its sink), [`webhook_profile`] (Zoom's webhook quirks).
+//! Beside them, used by all: [`config`], [`deadline`] (the invocation's time budget),
+//! [`metrics`] (the catalogue and its sink), [`secret`], [`telemetry`].
 
 pub mod adapters;
+
+pub mod app;
+
 pub mod config;
+
 pub mod deadline;
+
 pub mod domain;
-pub mod error;
+
 pub mod http;
-pub mod lambda;
+
 pub mod metrics;
+
 pub mod ports;
+
 pub mod secret;
-pub mod services;
+
 pub mod telemetry;
-pub mod webhook_profile;
+
+pub mod wiring;
+
+pub mod zoom;

@@ -1,15 +1,13 @@
 //! The small traits the services depend on. Adapters: AWS, the embedded local store, Zoom
 //! over HTTP; tests swap in fakes or moto.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use bytes::Bytes;
 use time::OffsetDateTime;
 
+use crate::domain::error::StoreError;
 use crate::domain::{ClientCredentials, ConnectionRecord, ConnectionStatus, TokenSet};
-use crate::error::StoreError;
 use crate::secret::SecretString;
+pub use crate::zoom::exchange::{ZoomRequest, ZoomResponse, ZoomTransportError};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -213,47 +211,6 @@ pub trait ZoomOAuth: Send + Sync {
         client: &ClientCredentials,
         token: &SecretString,
     ) -> Result<(), OAuthError>;
-}
-
-/// One request to Zoom's REST API.
-#[derive(Debug, Clone)]
-pub struct ZoomRequest {
-    pub method: http::Method,
-    /// API base, e.g. `https://api.zoom.us/v2`.
-    pub base: String,
-    /// Already percent-encoded path below the base, starting with `/`.
-    pub path: String,
-    /// Raw query string without `?`.
-    pub query: Option<String>,
-    pub body: Option<Bytes>,
-    pub content_type: Option<String>,
-    pub access_token: SecretString,
-    pub timeout: Duration,
-}
-
-/// Zoom's answer: status, the headers worth passing on, and the body.
-#[derive(Debug, Clone)]
-pub struct ZoomResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-}
-
-impl ZoomResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ZoomTransportError {
-    #[error("zoom did not answer in time")]
-    Timeout,
-    #[error("could not reach zoom: {0}")]
-    Connect(String),
 }
 
 /// Zoom's REST API.

@@ -24,12 +24,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use zoom_connector::adapters::local::LocalStore;
+use zoom_connector::app::actions::ZoomCall;
+use zoom_connector::app::tokens::TokenNeed;
+use zoom_connector::app::{Connector, events};
 use zoom_connector::config::Config;
 use zoom_connector::ports::{EventBus, SecretStore, StoreResult};
 use zoom_connector::secret::SecretString;
-use zoom_connector::services::actions::ZoomCall;
-use zoom_connector::services::tokens::TokenNeed;
-use zoom_connector::services::{Connector, events};
 
 #[tokio::main]
 async fn main() {
@@ -52,11 +52,11 @@ async fn main() {
 async fn connector() -> Connector {
     let config = Config::from_env().expect("connector configuration");
     let mut connector = match std::env::var("RACE_BACKEND").as_deref() {
-        Ok("aws") => Connector::aws(config).await,
+        Ok("aws") => zoom_connector::wiring::aws_connector(config).await,
         _ => {
             let dir = std::env::var("RACE_DATA_DIR").expect("RACE_DATA_DIR");
             let store = LocalStore::open(std::path::Path::new(&dir)).expect("open the store");
-            Connector::local(config, store)
+            zoom_connector::wiring::local_connector(config, store)
         }
     };
     match std::env::var("RACE_HANG_AT").as_deref() {

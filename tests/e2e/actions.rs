@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zoom_connector::app::Connector;
 use zoom_connector::config::Config;
 use zoom_connector::domain::ConnectionStatus;
 use zoom_connector::ports::{ZoomApi, ZoomRequest, ZoomResponse, ZoomTransportError};
-use zoom_connector::services::Connector;
 use zoom_sim::contract::{
     load_zoom_openapi, match_path_template, openapi_request_schema, openapi_response_schema,
 };

@@ -226,7 +226,7 @@ async fn byo_flow(backend: Backend) {
     );
     // The secret waited in the secret store, not in the session, and is gone now.
     let token = query_param(s["connect_url"].as_str().unwrap(), "session").unwrap();
-    let pending = zoom_connector::services::connect::pending_secret_name(
+    let pending = zoom_connector::app::connect::pending_secret_name(
         &stack.connector.config.aws.secrets_prefix,
         &zoom_connector::secret::sha256_hex(&token),
     );
@@ -742,9 +742,7 @@ async fn reconnect_a_byo_connection_without_typing_the_secret_again() {
 /// exchange, `/users/me` and storing the result all fit in the time left.
 #[tokio::test]
 async fn the_code_is_not_spent_without_time_to_finish() {
-    use zoom_connector::services::callback::{
-        CODE_EXCHANGE_BUDGET, CallbackErrorCode, CallbackParams,
-    };
+    use zoom_connector::app::callback::{CODE_EXCHANGE_BUDGET, CallbackErrorCode, CallbackParams};
     let stack = stack(Backend::Local).await;
     let (authorize, cookie) = start(&stack, json!({ "auth_type": "platform_app" })).await;
     let z = stack.http.get(&authorize).send().await.unwrap();

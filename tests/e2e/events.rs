@@ -11,13 +11,13 @@ use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for, unique};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use zoom_connector::adapters::local::queue::{LocalMeetingQueue, QueuePolicy};
+use zoom_connector::app::Connector;
+use zoom_connector::app::meeting_events::{EventOutcome, event_record_key};
 use zoom_connector::domain::ConnectionStatus;
+use zoom_connector::domain::idempotency::{IDEMPOTENCY_STALE_SECS, IDEMPOTENCY_TTL_SECS};
 use zoom_connector::ports::{ItemKind, ZoomApi, ZoomRequest, ZoomResponse, ZoomTransportError};
-use zoom_connector::services::Connector;
-use zoom_connector::services::actions::{IDEMPOTENCY_STALE_SECS, IDEMPOTENCY_TTL_SECS};
-use zoom_connector::services::meeting_events::{
-    EventOutcome, LocalMeetingQueue, QueuePolicy, SqsEvent, event_record_key, handle_sqs_event,
-};
+use zoom_connector::wiring::lambda::{SqsEvent, handle_sqs_event};
 use zoom_sim::{Fault, FaultTarget, SimUser};
 
 const CREATED: &str = "Zoom Meeting Created";

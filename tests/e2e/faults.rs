@@ -19,14 +19,14 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use zoom_connector::adapters::zoom_http::{HttpZoomOAuth, http_client};
+use zoom_connector::app::Connector;
+use zoom_connector::app::meeting_events::EventOutcome;
+use zoom_connector::app::tokens::refresh::LEASE_SECS;
+use zoom_connector::domain::idempotency::IDEMPOTENCY_STALE_SECS;
 use zoom_connector::domain::{ConnectionRecord, ConnectionSecret, ConnectionStatus};
 use zoom_connector::ports::{
     Clock, ItemKind, ZoomApi, ZoomRequest, ZoomResponse, ZoomTransportError,
 };
-use zoom_connector::services::Connector;
-use zoom_connector::services::actions::IDEMPOTENCY_STALE_SECS;
-use zoom_connector::services::meeting_events::EventOutcome;
-use zoom_connector::services::tokens::LEASE_SECS;
 use zoom_sim::{Fault, FaultTarget};
 
 // ---- helpers ------------------------------------------------------------------------------

@@ -11,8 +11,8 @@
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
 use reqwest::Method;
 use serde_json::{Value, json};
+use zoom_connector::app::webhooks::signature;
 use zoom_connector::secret::SecretString;
-use zoom_connector::services::webhooks::signature;
 
 const UI: &str = "https://ui.example.test";
 
@@ -870,7 +870,7 @@ async fn ill_formed_connection_ids_are_not_found_and_not_echoed(backend: Backend
             .connector
             .process_meeting_event(&event.to_string())
             .await,
-        zoom_connector::services::meeting_events::EventOutcome::Settled
+        zoom_connector::app::meeting_events::EventOutcome::Settled
     );
     let failed: Vec<Value> = stack
         .events()

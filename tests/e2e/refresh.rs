@@ -19,12 +19,12 @@ use reqwest::Method;
 use serde_json::Value;
 use time::OffsetDateTime;
 use zoom_connector::adapters::zoom_http::{HttpZoomOAuth, http_client};
+use zoom_connector::app::Connector;
+use zoom_connector::app::sweep::{DEADLINE_MARGIN, SweepReport};
+use zoom_connector::app::tokens::refresh::LEASE_SECS;
 use zoom_connector::domain::{ConnectionRecord, ConnectionSecret, ConnectionStatus};
 use zoom_connector::ports::{Clock, SecretStore, StoreResult};
 use zoom_connector::secret::SecretString;
-use zoom_connector::services::Connector;
-use zoom_connector::services::sweep::{DEADLINE_MARGIN, SweepReport};
-use zoom_connector::services::tokens::LEASE_SECS;
 use zoom_sim::{Fault, FaultTarget, SimUser};
 
 e2e_tests::on_both_backends!(

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
 use serde_json::json;
+use zoom_connector::app::keys::UNKNOWN_KEY_RECHECK;
 use zoom_connector::secret::SecretString;
-use zoom_connector::services::keys::UNKNOWN_KEY_RECHECK;
 
 e2e_tests::on_both_backends!(
     rotation_local, rotation_aws;

@@ -12,9 +12,9 @@ use e2e_tests::on_both_backends;
 use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for, serve};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use zoom_connector::error::StoreError;
+use zoom_connector::app::{Connector, Ports};
+use zoom_connector::domain::error::StoreError;
 use zoom_connector::ports::EventBus;
-use zoom_connector::services::{Connector, Ports};
 use zoom_sim::webhook::{sign_webhook, url_validation_event};
 
 const WEBHOOK_EVENT: &str = "Zoom Webhook Event";

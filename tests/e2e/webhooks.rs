@@ -5,9 +5,9 @@
 use e2e_tests::stack::{Backend, StackOptions, TestStack, serve};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use zoom_connector::app::actions::ZoomCall;
 use zoom_connector::domain::connection_secret_name;
 use zoom_connector::secret::SecretString;
-use zoom_connector::services::actions::ZoomCall;
 use zoom_sim::webhook::{sign_webhook, url_validation_answer, url_validation_event};
 
 const REVOKED: &str = "Zoom Connection Revoked";

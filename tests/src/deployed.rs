@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use lambda_emulator::apigw::{ApiGateway, Route};
 use lambda_emulator::pool::{FunctionConfig, FunctionPool, Outcome};
+use zoom_connector::app::Connector;
 use zoom_connector::config::Config;
-use zoom_connector::services::Connector;
 use zoom_sim::{RunningSim, ZoomSim};
 
 use crate::faultproxy::{AwsCall, FaultProxy};

@@ -13,10 +13,10 @@ use zoom_connector::adapters::aws::{
 };
 use zoom_connector::adapters::local::LocalStore;
 use zoom_connector::adapters::zoom_http::{HttpZoomApi, HttpZoomOAuth, http_client};
+use zoom_connector::app::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 use zoom_connector::config::Config;
 use zoom_connector::ports::{ConnectionStore, EventBus, SecretStore, SystemClock};
 use zoom_connector::secret::SecretString;
-use zoom_connector::services::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 use zoom_sim::{RunningSim, ZoomSim};
 
 pub use crate::front::{FlowResult, cookie_pair};

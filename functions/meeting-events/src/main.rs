@@ -2,11 +2,11 @@
 //! `ReportBatchItemFailures` so only transiently failed messages come back.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use zoom_connector::services::meeting_events::{SqsBatchResponse, SqsEvent, handle_sqs_event};
+use zoom_connector::wiring::lambda::{SqsBatchResponse, SqsEvent, handle_sqs_event};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let connector = zoom_connector::lambda::init().await?;
+    let connector = zoom_connector::wiring::lambda::init().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let connector = connector.clone();
         async move {

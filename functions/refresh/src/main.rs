@@ -1,11 +1,11 @@
 //! Lambda function `refresh`: the scheduled sweep (EventBridge Scheduler, every 10 minutes).
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use zoom_connector::services::sweep::SweepReport;
+use zoom_connector::app::sweep::SweepReport;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let connector = zoom_connector::lambda::init().await?;
+    let connector = zoom_connector::wiring::lambda::init().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let connector = connector.clone();
         async move {

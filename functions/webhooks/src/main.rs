@@ -2,8 +2,8 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let connector = zoom_connector::lambda::init().await?;
-    zoom_connector::lambda::serve(
+    let connector = zoom_connector::wiring::lambda::init().await?;
+    zoom_connector::wiring::lambda::serve(
         connector.clone(),
         zoom_connector::http::webhooks_router(connector),
     )

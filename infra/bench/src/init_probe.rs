@@ -1,4 +1,4 @@
-//! `zoom-bench init-probe`: the steps of a function's init (`zoom_connector::lambda::init`
+//! `zoom-bench init-probe`: the steps of a function's init (`zoom_connector::wiring::lambda::init`
 //! and the actions router) timed one by one in a fresh process, printed as one JSON line.
 //!
 //! Both HTTP clients of a function (the AWS SDK's and reqwest for Zoom) load the system's CA
@@ -16,8 +16,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use zoom_connector::adapters::aws::{AwsSecretStore, DynamoConnectionStore, EventBridgeBus};
 use zoom_connector::adapters::zoom_http::{HttpZoomApi, HttpZoomOAuth, http_client};
+use zoom_connector::app::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 use zoom_connector::ports::SystemClock;
-use zoom_connector::services::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 
 use crate::BenchError;
 

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use zoom_connector::adapters::aws::{AwsSecretStore, DynamoConnectionStore};
 use zoom_connector::adapters::zoom_http::{HttpZoomOAuth, http_client};
+use zoom_connector::app::ZOOM_OAUTH_TIMEOUT;
 use zoom_connector::ports::ZoomOAuth;
-use zoom_connector::services::ZOOM_OAUTH_TIMEOUT;
 use zoom_sim::{SimUser, ZoomSim};
 
 use crate::counting_proxy::CountingProxy;

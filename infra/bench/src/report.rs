@@ -667,7 +667,7 @@ impl Report {
             Ok(b) => {
                 let _ = writeln!(
                     out,
-                    "Where a function's init goes: the steps of `zoom_connector::lambda::init` and the actions router, \
+                    "Where a function's init goes: the steps of `zoom_connector::wiring::lambda::init` and the actions router, \
                      timed one by one in fresh processes with the `actions` function's environment \
                      (`zoom-bench init-probe`, median of {} runs each; process start and the tokio runtime are in \
                      hello-world's figure too). **product** is the code as it is. **lean** is the same with \

@@ -10,13 +10,13 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use zoom_connector::adapters::local::LocalStore;
 use zoom_connector::adapters::zoom_http::{HttpZoomApi, HttpZoomOAuth, http_client};
+use zoom_connector::app::sweep::SweepReport;
+use zoom_connector::app::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 use zoom_connector::config::Config;
 use zoom_connector::ports::{
     ConnectionStore, EventBus, SecretStore, StoreResult, SystemClock, ZoomOAuth,
 };
 use zoom_connector::secret::SecretString;
-use zoom_connector::services::sweep::SweepReport;
-use zoom_connector::services::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 use zoom_sim::{FaultTarget, ZoomSim};
 
 use crate::BenchError;

@@ -11,14 +11,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use zoom_connector::adapters::local::queue::{LocalMeetingQueue, QueuePolicy};
 use zoom_connector::adapters::local::{LocalStore, PublishedEvent};
+use zoom_connector::app::{Connector, Ports};
 use zoom_connector::config::Config;
-use zoom_connector::error::{ApiError, StoreError};
+use zoom_connector::domain::error::{ApiError, StoreError};
 use zoom_connector::http::common::{self, JsonBody};
 use zoom_connector::ports::EventBus;
 use zoom_connector::secret::{SecretString, random_token};
-use zoom_connector::services::meeting_events::{LocalMeetingQueue, QueuePolicy};
-use zoom_connector::services::{Connector, Ports};
 
 use crate::{Args, StoreKind};
 
@@ -170,12 +170,12 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         StoreKind::Local => {
             let store = LocalStore::open(&args.data_dir)?;
             (
-                Connector::local(config, store.clone()),
+                zoom_connector::wiring::local_connector(config, store.clone()),
                 EventLog::Local(store),
             )
         }
         StoreKind::Aws => {
-            let aws = Connector::aws(config.clone()).await;
+            let aws = zoom_connector::wiring::aws_connector(config.clone()).await;
             let bus = Arc::new(RecordingBus {
                 inner: aws.bus.clone(),
                 log: Mutex::new(Vec::new()),

@@ -1,22 +1,26 @@
-//! What every router shares: API-key authentication, body limits, problem+json for every
-//! error the framework itself produces, request logging, health and description.
+//! What every router shares: API-key authentication, request limits, request logging, the
+//! JSON body extractor and cookies.
 
+use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::error::ApiError;
-use crate::services::Connector;
+use super::problem::{not_found, problem_for_framework_errors};
+use crate::app::Connector;
+use crate::app::actions::PassThrough;
+use crate::domain::error::ApiError;
 
 /// Request bodies above this are refused with 413 `payload_too_large`.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+
 /// Header fields (names and values) above this in total are refused with 431
 /// `headers_too_large`. On AWS, API Gateway refuses request heads above 10,240 bytes before
 /// they get here; locally hyper alone would accept about 400 KB.
 pub const HEADERS_LIMIT: usize = 32 * 1024;
+
 /// Request targets (path and query) longer than this are refused with 414 `uri_too_long`.
 pub const URI_LIMIT: usize = 16 * 1024;
 
@@ -71,51 +75,6 @@ async fn limit_request_head(request: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(request).await
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found("No such route.")
-}
-
-/// axum answers some errors itself in plain text (405, 413, ...): give them our shape.
-async fn problem_for_framework_errors(response: Response) -> Response {
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/problem+json"));
-    if is_problem || response.status().is_success() || response.status().is_redirection() {
-        return response;
-    }
-    let plain_text = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/plain"));
-    match response.status() {
-        // The extractors' own rejections (a query string or path that does not parse).
-        StatusCode::BAD_REQUEST if plain_text => {
-            let text = axum::body::to_bytes(response.into_body(), 4096)
-                .await
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            ApiError::validation(format!("The request could not be read: {text}")).into_response()
-        }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(BODY_LIMIT).into_response(),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "This route does not take that method.",
-        )
-        .into_response(),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send `Content-Type: application/json`.",
-        )
-        .into_response(),
-        _ => response,
-    }
 }
 
 /// Backend routes: `Authorization: Bearer <api key>` (the current or the previous key),
@@ -186,27 +145,6 @@ where
     }
 }
 
-/// `/healthz` and `/openapi.json`.
-pub fn description_routes() -> Router<Connector> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi_json))
-}
-
-#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "The service is up", body = Object, example = json!({"status": "ok"}))))]
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
-}
-
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "This document")))]
-pub async fn openapi_json() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::openapi::document_json(),
-    )
-        .into_response()
-}
-
 /// Parses one cookie of a `Cookie` header.
 pub fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
@@ -219,9 +157,42 @@ pub fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<Strin
         .map(|(_, v)| v.trim_matches('"').to_owned())
 }
 
+/// Zoom's answer as ours: status, body and the headers worth passing on.
+pub fn pass(answer: PassThrough) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+pub fn no_content(answer: PassThrough) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for (name, value) in answer
+        .headers
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("x-ratelimit"))
+    {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::routing::get;
     use proptest::prelude::*;
 
     #[test]
@@ -291,7 +262,7 @@ mod tests {
         let config =
             crate::config::Config::from_lookup(|_| None, Some("http://127.0.0.1:3000")).unwrap();
         let store = crate::adapters::local::LocalStore::open(dir.path()).unwrap();
-        let connector = Connector::local(config, store);
+        let connector = crate::wiring::local_connector(config, store);
         #[derive(serde::Deserialize)]
         struct Q {
             #[allow(dead_code)]
@@ -306,7 +277,7 @@ mod tests {
                 "/p/{n}",
                 get(|axum::extract::Path(_): axum::extract::Path<u32>| async { "ok" }),
             )
-            .merge(description_routes());
+            .merge(crate::http::meta::routes());
         (finish(routes, connector), dir)
     }
 

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, browser, common};
+use super::{callback, connect, connections, meta, proxy, webhooks, zoom_actions};
 
 struct ApiKeyScheme;
 
@@ -24,11 +24,11 @@ impl Modify for ApiKeyScheme {
     info(title = "Zoom connector", description = "Connect Zoom accounts and act on them (see docs/api.md)."),
     modifiers(&ApiKeyScheme),
     paths(
-        common::healthz, common::openapi_json,
-        browser::create_session, browser::connect_page, browser::connect_js, browser::session_status, browser::connect_submit, browser::oauth_callback, browser::zoom_webhook, browser::zoom_app_webhook,
-        actions::list_connections, actions::get_connection, actions::delete_connection, actions::refresh_connection,
-        actions::zoom_me, actions::create_meeting, actions::get_meeting, actions::update_meeting, actions::delete_meeting,
-        actions::update_livestream, actions::meeting_recordings, actions::list_recordings, actions::proxy,
+        meta::healthz, meta::openapi_json,
+        connect::create_session, connect::connect_page, connect::connect_js, connect::session_status, connect::connect_submit, callback::oauth_callback, webhooks::zoom_webhook, webhooks::zoom_app_webhook,
+        connections::list_connections, connections::get_connection, connections::delete_connection, connections::refresh_connection,
+        zoom_actions::zoom_me, zoom_actions::create_meeting, zoom_actions::get_meeting, zoom_actions::update_meeting, zoom_actions::delete_meeting,
+        zoom_actions::update_livestream, zoom_actions::meeting_recordings, zoom_actions::list_recordings, proxy::proxy,
     ),
     // Not a route: the detail of the `Zoom Webhook Event` triggers on the bus, to code against.
     components(schemas(crate::domain::WebhookEventDetail)),

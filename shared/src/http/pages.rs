@@ -2,9 +2,9 @@
 //! Plain, accessible HTML that works without JavaScript; the only script (the result page's
 //! postMessage) runs under a per-response CSP nonce.
 
+use crate::app::callback::CallbackErrorCode;
+use crate::app::connect::StoredSession;
 use crate::domain::AuthType;
-use crate::services::callback::CallbackErrorCode;
-use crate::services::connect::StoredSession;
 
 pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -216,6 +216,7 @@ pub fn result_page(
 /// served from another origin than the connector's (by the local stack at `/local/demo` and
 /// by the browser tests), never by a Lambda.
 const CONNECT_DEMO_HTML: &str = include_str!("../../../packages/zoom-connect/demo/index.html");
+
 /// Its script, served beside it as `demo.js`.
 pub const CONNECT_DEMO_JS: &str = include_str!("../../../packages/zoom-connect/demo/demo.js");
 

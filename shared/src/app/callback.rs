@@ -2,19 +2,19 @@
 //! the one-connection-per-Zoom-user rule, store the tokens, answer with a result page.
 //! Nothing is stored on any failure.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-
-use std::time::Duration;
 
 use super::connect::{SessionState, SessionStatus, StoredState, binding_cookie_name};
 use super::events;
 use super::{Connector, ZOOM_OAUTH_TIMEOUT};
+use crate::domain::error::ApiError;
 use crate::domain::{
     AuthType, ClientCredentials, ConnectionRecord, ConnectionSecret, ConnectionStatus,
     ZoomIdentity, connection_secret_name, identity_key, new_connection_id,
 };
-use crate::error::ApiError;
 use crate::ports::{ItemKind, OAuthError};
 use crate::secret::sha256_hex;
 
@@ -119,9 +119,11 @@ pub fn classify_authorize_error(error: &str, description: Option<&str>) -> Callb
 
 /// `/users/me` right after the exchange: one light call.
 const USERS_ME_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Storing a new authorization (identity claim, secret, record, event): a handful of AWS
 /// operations, each bounded by the SDK's own timeouts, and all of them by this.
 const STORE_BUDGET: Duration = Duration::from_secs(12);
+
 /// The authorization code is single-use: it is only spent when the exchange, `/users/me` and
 /// storing the result all fit before the invocation's deadline. Otherwise the person gets
 /// `temporarily_unavailable` and can start again with the code unspent.

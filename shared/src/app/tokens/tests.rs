@@ -10,16 +10,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::refresh::{REFRESH_BUDGET, backoff_secs};
 use super::*;
 use crate::adapters::local::LocalStore;
+use crate::app::sweep::SweepReport;
+use crate::app::{Connector, Ports};
 use crate::config::Config;
 use crate::domain::{TokenSet, ZoomIdentity};
 use crate::ports::{
     Clock, ConnectionStore, EventBus, Item, SecretStore, StoreResult, ZoomApi, ZoomOAuth,
     ZoomRequest, ZoomResponse, ZoomTransportError,
 };
-use crate::services::sweep::SweepReport;
-use crate::services::{Connector, Ports};
+use crate::ports::{ItemKind, OAuthError};
 
 const ID: &str = "conn_test";
 

@@ -6,6 +6,9 @@ use utoipa::ToSchema;
 
 use crate::secret::SecretString;
 
+pub mod error;
+pub mod idempotency;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {

@@ -14,16 +14,19 @@ use utoipa::ToSchema;
 
 use super::Connector;
 pub use crate::domain::EndUser;
+use crate::domain::error::ApiError;
 use crate::domain::{AuthType, ClientCredentials};
-use crate::error::ApiError;
 use crate::ports::ItemKind;
 use crate::secret::{SecretString, random_token, sha256_hex};
 
 pub const SESSION_TTL_SECS: i64 = 30 * 60;
+
 pub const STATE_TTL_SECS: i64 = 10 * 60;
+
 /// How long a session's outcome stays readable: the state's lifetime, then a few minutes for
 /// the helper to read the result.
 pub const OUTCOME_TTL_SECS: i64 = STATE_TTL_SECS + 5 * 60;
+
 const MAX_FIELD: usize = 512;
 
 /// Body of `POST /connect/sessions`.
@@ -176,8 +179,8 @@ impl From<ApiError> for ConnectError {
     }
 }
 
-impl From<crate::error::StoreError> for ConnectError {
-    fn from(e: crate::error::StoreError) -> Self {
+impl From<crate::domain::error::StoreError> for ConnectError {
+    fn from(e: crate::domain::error::StoreError) -> Self {
         Self::Api(e.into())
     }
 }
@@ -211,6 +214,7 @@ fn check_len(field: &str, value: &str) -> Result<(), ApiError> {
 /// Bytes of `end_user.id`: it becomes a DynamoDB index key (at most 2048 bytes) and a query
 /// parameter, so keep it to what platform user ids need.
 pub const MAX_END_USER_ID: usize = 256;
+
 /// Bytes of `end_user.email` (RFC 5321's path limit, rounded).
 pub const MAX_END_USER_EMAIL: usize = 320;
 
@@ -636,8 +640,8 @@ mod hostile_input_tests {
 
     use super::*;
     use crate::adapters::local::LocalStore;
+    use crate::app::callback::{CallbackErrorCode, CallbackParams};
     use crate::config::Config;
-    use crate::services::callback::{CallbackErrorCode, CallbackParams};
 
     const UI: &str = "https://ui.example.test";
 
@@ -657,7 +661,8 @@ mod hostile_input_tests {
             _ => None,
         };
         let config = Config::from_lookup(env, None).unwrap();
-        let connector = Connector::local(config, LocalStore::open(dir.path()).unwrap());
+        let connector =
+            crate::wiring::local_connector(config, LocalStore::open(dir.path()).unwrap());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -7,30 +7,36 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::tokens::LEASE_SECS;
+use super::tokens::refresh::LEASE_SECS;
 use super::{Connector, events};
+use crate::domain::error::ApiError;
 use crate::domain::{ConnectionStatus, ZoomIdentity, connection_secret_name, identity_key};
-use crate::error::ApiError;
 use crate::ports::ItemKind;
 use crate::secret::{SecretString, sha256_hex};
-use crate::webhook_profile as profile;
+use crate::zoom::profile;
 
 /// Deliveries older (or newer) than this are refused, except trigger events (below).
 pub const MAX_SKEW_SECS: i64 = 300;
+
 /// A validly signed trigger event is accepted this long after its timestamp: Zoom's retries
 /// (about 5, 20 and 60 minutes after the first attempt) may keep the first delivery's
 /// `x-zm-request-timestamp`. Safe because the deduplication record outlives it: a replay is
 /// published at most once.
 pub const MAX_TRIGGER_AGE_SECS: i64 = 2 * 3600;
+
 /// How long a delivery is remembered as published.
 pub const DELIVERY_TTL_SECS: i64 = 24 * 3600;
+
 /// A claim of a process that crashed while publishing is taken over after this long.
 pub const DELIVERY_CLAIM_SECS: i64 = 30;
+
 /// The bus gets this long; Zoom wants its answer within 3 s.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// EventBridge refuses entries over 256 KB: above this the detail goes without `payload`
 /// (and with `payload_truncated: true`).
 pub const MAX_DETAIL_BYTES: usize = 240 * 1024;
+
 /// How long a deauthorization waits for a refresh in progress to finish.
 const LEASE_WAIT: Duration = Duration::from_secs(2);
 
@@ -686,7 +692,8 @@ mod hostile_input_tests {
             Some("http://127.0.0.1:3000"),
         )
         .unwrap();
-        let connector = Connector::local(config, LocalStore::open(dir.path()).unwrap());
+        let connector =
+            crate::wiring::local_connector(config, LocalStore::open(dir.path()).unwrap());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

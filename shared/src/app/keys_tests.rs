@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::*;
 use crate::adapters::local::LocalStore;
 use crate::config::Config;
-use crate::error::StoreError;
+use crate::domain::error::StoreError;
 use crate::ports::{SecretStore, StoreResult};
 
 #[derive(Default)]
@@ -51,7 +51,8 @@ impl Fixture {
     fn new(keys: serde_json::Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::from_lookup(|_| None, Some("http://127.0.0.1:3000")).unwrap();
-        let mut connector = Connector::local(config, LocalStore::open(dir.path()).unwrap());
+        let mut connector =
+            crate::wiring::local_connector(config, LocalStore::open(dir.path()).unwrap());
         let secrets = Arc::new(FakeSecrets::default());
         connector.secrets = secrets.clone();
         let f = Self {

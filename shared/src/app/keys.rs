@@ -22,13 +22,14 @@ use tokio::time::Instant;
 
 use super::Connector;
 use crate::domain::ClientCredentials;
-use crate::error::ApiError;
+use crate::domain::error::ApiError;
 use crate::secret::{SecretString, sha256_hex};
 
 /// After a delivery the cached token did not verify (none stored, or another one), the secret
 /// is read again, but at most this often per app: a connection in another container may just
 /// have stored or replaced it, and a flood of bad signatures must not cost a read each.
 const APP_TOKEN_RECHECK: Duration = Duration::from_secs(1);
+
 /// Bound on the per-app cache: beyond it, the oldest half is dropped.
 const APP_TOKEN_CACHE_MAX: usize = 1024;
 
@@ -48,12 +49,16 @@ pub fn app_webhook_secret_name(prefix: &str, client_id: &str) -> Option<String> 
 pub struct AppWebhookSecret {
     pub webhook_secret_token: SecretString,
 }
+
 /// How often an unknown API key may make a container re-read the connector secret.
 pub const UNKNOWN_KEY_RECHECK: Duration = Duration::from_secs(10);
+
 /// How long a copy keeps serving while the secret store cannot be read.
 pub const MAX_STALE: Duration = Duration::from_secs(15 * 60);
+
 /// Between failed re-reads: requests meanwhile use the last copy without an AWS call.
 pub const FAILED_READ_BACKOFF: Duration = Duration::from_secs(5);
+
 /// The platform app changes rarely and is not an authorization: a longer cache.
 const PLATFORM_MAX_AGE: Duration = Duration::from_secs(300);
 

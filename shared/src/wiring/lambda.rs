@@ -1,17 +1,20 @@
 //! Running on Lambda: the HTTP functions serve their axum router through `lambda_http`.
 
+pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
+use crate::app::Connector;
+use crate::app::meeting_events::SQS_MAX_RECEIVE_COUNT;
 use crate::config::Config;
-use crate::services::Connector;
+use crate::metrics::Metric;
 
 /// Reads the configuration, builds the AWS adapters once per container, and logs in JSON.
 pub async fn init() -> Result<Connector, lambda_http::Error> {
     crate::telemetry::init_lambda();
     let config = Config::from_env()?;
-    let mut connector = Connector::aws(config).await;
+    let mut connector = crate::wiring::aws_connector(config).await;
     connector.metrics = std::sync::Arc::new(crate::metrics::EmfMetrics::from_lambda_env());
     Ok(connector)
 }
@@ -119,6 +122,62 @@ pub fn route_path<'a>(
         }
     }
     Some(path)
+}
+
+/// The `meeting-events` Lambda handler: one SQS batch in, the messages to deliver again out
+/// (`ReportBatchItemFailures`).
+pub async fn handle_sqs_event(connector: &Connector, event: SqsEvent) -> SqsBatchResponse {
+    // A message failing on its last receive goes to the DLQ (the queue's maxReceiveCount).
+    let last_receive: std::collections::HashSet<String> = event
+        .records
+        .iter()
+        .filter(|m| {
+            m.attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse::<u32>().ok())
+                .is_some_and(|c| c >= SQS_MAX_RECEIVE_COUNT)
+        })
+        .filter_map(|m| m.message_id.clone())
+        .collect();
+    let messages: Vec<(String, String)> = event
+        .records
+        .into_iter()
+        .filter_map(|m| match m.message_id {
+            Some(id) if !id.is_empty() => Some((id, m.body.unwrap_or_default())),
+            // SQS always sets it; without one the message could not be reported for retry.
+            _ => {
+                tracing::error!("SQS message without a message id skipped");
+                None
+            }
+        })
+        .collect();
+    let total = messages.len();
+    let failed = connector.process_meeting_batch(messages).await;
+    let dead = failed
+        .iter()
+        .filter(|id| last_receive.contains(*id))
+        .count();
+    for (outcome, n) in [
+        ("settled", total - failed.len()),
+        ("retried", failed.len() - dead),
+        ("dead_lettered", dead),
+    ] {
+        if n > 0 {
+            connector
+                .metrics
+                .record(Metric::MeetingEvents, Some(outcome), n as f64);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
 }
 
 #[cfg(test)]

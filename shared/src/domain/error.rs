@@ -1,7 +1,6 @@
 //! The error answered to callers: `application/problem+json` with a stable `code`.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 /// Zoom's own error, kept and passed on (`{ status, code, message }`).
@@ -26,8 +25,9 @@ pub struct ApiError {
     pub extra: Option<Box<serde_json::Value>>,
 }
 
+/// `application/problem+json` members of an [`ApiError`].
 #[derive(Serialize)]
-struct Problem<'a> {
+pub struct Problem<'a> {
     r#type: String,
     title: &'a str,
     status: u16,
@@ -117,7 +117,8 @@ impl ApiError {
         serde_json::to_value(self.problem()).unwrap_or_default()
     }
 
-    fn problem(&self) -> Problem<'_> {
+    /// The problem+json document (RFC 9457) of this error.
+    pub fn problem(&self) -> Problem<'_> {
         Problem {
             r#type: format!("https://zoom-connector.dev/problems/{}", self.code),
             title: self.title(),
@@ -143,28 +144,6 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if self.status == StatusCode::UNAUTHORIZED && self.code == "unauthorized" {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(secs) = self.retry_after_secs {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(code = self.code, status = self.status.as_u16(), detail = %self.detail, "request failed");
-        }
-        response
-    }
-}
 
 /// Failure of a store or bus adapter (AWS or local).
 #[derive(Debug, thiserror::Error)]
@@ -198,57 +177,5 @@ impl From<StoreError> for ApiError {
                 ApiError::internal("An internal storage error occurred.")
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util_free::body_json;
-
-    mod http_body_util_free {
-        pub async fn body_json(resp: axum::response::Response) -> serde_json::Value {
-            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            serde_json::from_slice(&bytes).unwrap()
-        }
-    }
-
-    #[tokio::test]
-    async fn problem_json_shape() {
-        let err = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "zoom_rate_limited",
-            "slow down",
-        )
-        .with_retry_after(7)
-        .with_zoom(ZoomErrorInfo {
-            status: 429,
-            code: Some(429),
-            message: "limit".into(),
-        });
-        let resp = err.into_response();
-        assert_eq!(resp.status(), 429);
-        assert_eq!(resp.headers()["content-type"], "application/problem+json");
-        assert_eq!(resp.headers()["retry-after"], "7");
-        let body = body_json(resp).await;
-        assert_eq!(body["code"], "zoom_rate_limited");
-        assert_eq!(body["status"], 429);
-        assert_eq!(body["title"], "Too Many Requests");
-        assert_eq!(body["zoom"]["code"], 429);
-        assert!(
-            body["type"]
-                .as_str()
-                .unwrap()
-                .ends_with("zoom_rate_limited")
-        );
-    }
-
-    #[tokio::test]
-    async fn unauthorized_has_www_authenticate() {
-        let resp = ApiError::unauthorized().into_response();
-        assert_eq!(resp.status(), 401);
-        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     }
 }

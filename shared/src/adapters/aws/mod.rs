@@ -48,22 +48,28 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
 
+use crate::domain::error::StoreError;
 use crate::domain::{ConnectionRecord, ConnectionStatus};
-use crate::error::StoreError;
 use crate::ports::{ConnectionStore, EventBus, Item, ItemKind, SecretStore, StoreResult};
 use crate::secret::SecretString;
 
 pub const NEXT_REFRESH_INDEX: &str = "next-refresh-index";
+
 /// Connection records by `list_shard`, ordered by `id`.
 pub const LIST_INDEX: &str = "list-index";
+
 /// Connection records by `list_status` (`"{status}#{shard}"`), ordered by `id`.
 pub const LIST_STATUS_INDEX: &str = "list-status-index";
+
 /// Connection records with an end user, by `list_end_user` (the end user id), ordered by `id`.
 pub const LIST_END_USER_INDEX: &str = "list-end-user-index";
+
 /// How many partitions the listing indexes spread connection records over. Fixed: changing it
 /// means rewriting every record's `list_shard`/`list_status`.
 pub const LIST_SHARDS: u8 = 8;
+
 const DUE_SHARD: &str = "due";
+
 pub const EVENT_SOURCE: &str = "zoom-connector";
 
 /// Loads the shared SDK configuration once per container: bounded timeouts, and the standard

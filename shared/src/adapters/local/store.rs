@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
+use crate::domain::error::StoreError;
 use crate::domain::{ConnectionRecord, ConnectionStatus};
-use crate::error::StoreError;
 use crate::ports::{ConnectionStore, EventBus, Item, ItemKind, SecretStore, StoreResult};
 use crate::secret::SecretString;
 
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS secrets (
     value TEXT NOT NULL,
     request_token TEXT NOT NULL
 );
+
 CREATE TABLE IF NOT EXISTS connections (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -32,8 +33,10 @@ CREATE TABLE IF NOT EXISTS connections (
     body TEXT NOT NULL,
     end_user_id TEXT
 );
+
 CREATE INDEX IF NOT EXISTS connections_next_refresh ON connections (next_refresh_at)
     WHERE next_refresh_at IS NOT NULL;
+
 CREATE TABLE IF NOT EXISTS items (
     kind TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -42,12 +45,14 @@ CREATE TABLE IF NOT EXISTS items (
     expires_at INTEGER,
     PRIMARY KEY (kind, key)
 );
+
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     detail_type TEXT NOT NULL,
     detail TEXT NOT NULL,
     time TEXT NOT NULL
 );
+
 ";
 
 /// One published event, as `GET /local/events` shows it.

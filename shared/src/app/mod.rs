@@ -1,20 +1,33 @@
 //! Business rules. Every service works on [`Connector`], which holds the ports; nothing here
 //! knows whether it runs on Lambda or in the local stack.
 
-pub mod actions;
-pub mod callback;
-pub mod connect;
-pub mod connections;
-pub mod keys;
-pub mod meeting_events;
-pub mod sweep;
-pub mod tokens;
-pub mod webhooks;
-
 use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
 
 use crate::config::Config;
 use crate::ports::{Clock, ConnectionStore, EventBus, SecretStore, ZoomApi, ZoomOAuth};
+
+pub mod actions;
+
+pub mod callback;
+
+pub mod connect;
+
+pub mod connections;
+
+pub mod idempotency;
+
+pub mod keys;
+
+pub mod meeting_events;
+
+pub mod sweep;
+
+pub mod tokens;
+
+pub mod webhooks;
 
 /// Event detail types published on the bus (source `zoom-connector`).
 pub mod events {
@@ -40,7 +53,7 @@ pub struct Connector {
     pub zoom: Arc<dyn ZoomApi>,
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<keys::KeyCache>,
-    pub tokens: Arc<tokens::TokenCache>,
+    pub tokens: Arc<tokens::cache::TokenCache>,
     /// In memory by default; EMF on Lambda (see `lambda::init`).
     pub metrics: Arc<dyn crate::metrics::MetricsSink>,
     /// Identifies this process as a lease owner.
@@ -68,55 +81,10 @@ impl Connector {
             zoom: ports.zoom,
             clock: ports.clock,
             keys: Arc::new(keys::KeyCache::default()),
-            tokens: Arc::new(tokens::TokenCache::default()),
+            tokens: Arc::new(tokens::cache::TokenCache::default()),
             metrics: Arc::new(crate::metrics::MemoryMetrics::default()),
             instance_id: format!("inst_{}", uuid::Uuid::new_v4().simple()).into(),
         }
-    }
-
-    /// The AWS adapters (Secrets Manager, DynamoDB, EventBridge) and Zoom over HTTP, as a
-    /// Lambda container builds them once at init.
-    pub async fn aws(config: Config) -> Self {
-        let sdk = crate::adapters::aws::load_sdk_config().await;
-        let http = crate::adapters::zoom_http::http_client();
-        let ports = Ports {
-            secrets: Arc::new(crate::adapters::aws::AwsSecretStore::new(&sdk)),
-            store: Arc::new(crate::adapters::aws::DynamoConnectionStore::new(
-                &sdk,
-                config.aws.connections_table.clone(),
-            )),
-            bus: Arc::new(crate::adapters::aws::EventBridgeBus::new(
-                &sdk,
-                config.aws.event_bus_name.clone(),
-            )),
-            oauth: Arc::new(crate::adapters::zoom_http::HttpZoomOAuth::new(
-                http.clone(),
-                &config.zoom_oauth_url,
-                ZOOM_OAUTH_TIMEOUT,
-            )),
-            zoom: Arc::new(crate::adapters::zoom_http::HttpZoomApi::new(http)),
-            clock: Arc::new(crate::ports::SystemClock),
-        };
-        Self::new(config, ports)
-    }
-
-    /// The embedded local store for secrets, records and events, and Zoom over HTTP.
-    pub fn local(config: Config, store: crate::adapters::local::LocalStore) -> Self {
-        let http = crate::adapters::zoom_http::http_client();
-        let store = Arc::new(store);
-        let ports = Ports {
-            secrets: store.clone(),
-            store: store.clone(),
-            bus: store,
-            oauth: Arc::new(crate::adapters::zoom_http::HttpZoomOAuth::new(
-                http.clone(),
-                &config.zoom_oauth_url,
-                ZOOM_OAUTH_TIMEOUT,
-            )),
-            zoom: Arc::new(crate::adapters::zoom_http::HttpZoomApi::new(http)),
-            clock: Arc::new(crate::ports::SystemClock),
-        };
-        Self::new(config, ports)
     }
 
     pub fn now(&self) -> time::OffsetDateTime {
@@ -138,7 +106,7 @@ impl Connector {
         &self,
         detail_type: &str,
         detail: &serde_json::Value,
-    ) -> Result<(), crate::error::StoreError> {
+    ) -> Result<(), crate::domain::error::StoreError> {
         let result = self.bus.publish(detail_type, detail).await;
         let outcome = if result.is_ok() {
             "published"
@@ -160,5 +128,12 @@ impl Connector {
 
 /// Zoom's token endpoint gets this long per call (also bounds the refresh lease).
 pub const ZOOM_OAUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// Zoom's REST API gets this long per call.
 pub const ZOOM_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `base` ± 50 %.
+pub fn jittered(base: Duration) -> Duration {
+    let factor = rand::rng().random_range(0.5..1.5);
+    base.mul_f64(factor)
+}

@@ -1,28 +1,23 @@
-//! Routes of the connect, callback and webhooks functions.
+//! `/connect/sessions`, `/connect`, `/connect.js`, `/connect/status` (connect function).
 
-use axum::body::Bytes;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use url::Url;
 
-use super::common::{JsonBody, cookie_value, require_api_key};
+use super::common::{JsonBody, require_api_key};
 use super::pages;
-use crate::error::ApiError;
-use crate::secret::random_token;
-use crate::services::Connector;
-use crate::services::callback::CallbackParams;
-use crate::services::connect::{
+use crate::app::Connector;
+use crate::app::connect::{
     AuthorizationStart, ConnectError, ConnectForm, CreateSessionRequest, CreateSessionResponse,
     SessionStatus,
 };
-use crate::services::webhooks::{WebhookApp, WebhookHeaders};
-use crate::webhook_profile as profile;
+use crate::domain::error::ApiError;
+use crate::secret::random_token;
 
-pub fn connect_routes(connector: Connector) -> Router<Connector> {
+pub fn routes(connector: Connector) -> Router<Connector> {
     let backend = Router::new()
         .route("/connect/sessions", post(create_session))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -34,16 +29,6 @@ pub fn connect_routes(connector: Connector) -> Router<Connector> {
         .route("/connect.js", get(connect_js))
         .route("/connect/status", get(session_status))
         .merge(backend)
-}
-
-pub fn callback_routes() -> Router<Connector> {
-    Router::new().route("/oauth/callback", get(oauth_callback))
-}
-
-pub fn webhook_routes() -> Router<Connector> {
-    Router::new()
-        .route("/webhooks/zoom", post(zoom_webhook))
-        .route("/webhooks/zoom/apps/{client_id}", post(zoom_app_webhook))
 }
 
 #[utoipa::path(post, path = "/connect/sessions", tag = "connect", request_body = CreateSessionRequest,
@@ -59,6 +44,7 @@ pub async fn create_session(
 
 /// The browser connect helper (packages/zoom-connect), served as it is in the repository.
 pub const CONNECT_JS: &str = include_str!("../../../packages/zoom-connect/index.js");
+
 /// How long browsers and CDNs keep `/connect.js` before revalidating it with its ETag.
 pub const CONNECT_JS_MAX_AGE_SECS: u64 = 3600;
 
@@ -170,7 +156,7 @@ pub struct ConnectQuery {
 }
 
 /// Security headers of every page: no framing, no referrer (URLs carry one-time tokens).
-fn page(
+pub(super) fn page(
     status: StatusCode,
     html: String,
     nonce: Option<&str>,
@@ -200,7 +186,7 @@ fn page(
     response
 }
 
-fn cookie_path(connector: &Connector) -> String {
+pub(super) fn cookie_path(connector: &Connector) -> String {
     format!(
         "{}/oauth/callback",
         connector.config.public_url.path().trim_end_matches('/')
@@ -219,7 +205,7 @@ fn redirect_to_zoom(connector: &Connector, start: AuthorizationStart) -> Respons
         start.cookie_name,
         start.cookie_value.expose(),
         cookie_path(connector),
-        crate::services::connect::STATE_TTL_SECS
+        crate::app::connect::STATE_TTL_SECS
     );
     let mut response = StatusCode::FOUND.into_response();
     let headers = response.headers_mut();
@@ -264,7 +250,7 @@ fn connect_error(connector: &Connector, token: &str, error: ConnectError) -> Res
         }
         ConnectError::Api(e) => {
             tracing::error!(error = %e, "connect failed");
-            let code = crate::services::callback::CallbackErrorCode::for_own_failure(&e);
+            let code = crate::app::callback::CallbackErrorCode::for_own_failure(&e);
             let nonce = random_token(16);
             let html = pages::result_page(Err(code), &connector.config.ui_origins, &nonce);
             let status =
@@ -339,136 +325,4 @@ fn is_cross_site(headers: &HeaderMap, connector: &Connector) -> bool {
     header("origin").is_some_and(|origin| {
         origin != "null" && origin != crate::config::origin_of(&connector.config.public_url)
     })
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[allow(dead_code)]
-pub struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
-#[utoipa::path(get, path = "/oauth/callback", tag = "connect", params(CallbackQuery),
-    responses((status = 200, description = "Success page: body data-status=success data-connection-id"), (status = 303, description = "To the session's return_url with status and connection_id or error"), (status = 400, description = "Error page: data-status=error data-error-code")))]
-pub async fn oauth_callback(
-    State(connector): State<Connector>,
-    headers: HeaderMap,
-    Query(params): Query<CallbackParams>,
-) -> Response {
-    // The cookie did its job (or failed it): clear it either way.
-    let clear_cookie = params.state.as_deref().map(|state| {
-        format!(
-            "{}=; Path={}; Max-Age=0; HttpOnly; SameSite=Lax",
-            crate::services::connect::binding_cookie_name(state),
-            cookie_path(&connector)
-        )
-    });
-    let outcome = connector
-        .complete_authorization(params, |name| cookie_value(&headers, name))
-        .await;
-    let mut response = match outcome
-        .return_url
-        .as_deref()
-        .and_then(|u| Url::parse(u).ok())
-    {
-        Some(mut url) if connector.config.is_allowed_origin(&url) => {
-            {
-                let mut query = url.query_pairs_mut();
-                match &outcome.result {
-                    Ok(info) => query
-                        .append_pair("status", "success")
-                        .append_pair("connection_id", &info.connection_id),
-                    Err(code) => query
-                        .append_pair("status", "error")
-                        .append_pair("error", code.as_str()),
-                };
-            }
-            let mut r = StatusCode::SEE_OTHER.into_response();
-            if let Ok(v) = HeaderValue::from_str(url.as_str()) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        }
-        _ => {
-            let nonce = random_token(16);
-            let status = match &outcome.result {
-                Ok(_) => StatusCode::OK,
-                Err(code) => StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST),
-            };
-            let html = pages::result_page(
-                outcome
-                    .result
-                    .as_ref()
-                    .map(|i| i.connection_id.as_str())
-                    .map_err(|c| *c),
-                &connector.config.ui_origins,
-                &nonce,
-            );
-            page(status, html, Some(&nonce), None)
-        }
-    };
-    if let Some(cookie) = clear_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
-}
-
-/// Refused before the signature check above this, like every JSON route's body. Most Zoom
-/// deliveries are a few KB, but a `recording.completed` lists every file and must not be
-/// refused on every retry (and lost); a detail too large for EventBridge goes without payload.
-const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
-
-fn webhook_headers(headers: &HeaderMap) -> WebhookHeaders<'_> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    WebhookHeaders {
-        timestamp: header(profile::TIMESTAMP_HEADER),
-        signature: header(profile::SIGNATURE_HEADER),
-        tracking_id: header(profile::TRACKING_HEADER),
-    }
-}
-
-#[utoipa::path(post, path = "/webhooks/zoom", tag = "webhooks", request_body = Object,
-    responses((status = 200, description = "Acknowledged (a trigger event is published once as `Zoom Webhook Event`, see docs/api.md); for endpoint.url_validation: { plainToken, encryptedToken }"),
-        (status = 401, description = "Bad or missing signature, or stale timestamp"),
-        (status = 413, description = "payload_too_large (over 1 MB)"),
-        (status = 503, description = "webhook_publish_failed: the bus did not take the event; Zoom delivers it again")))]
-pub async fn zoom_webhook(
-    State(connector): State<Connector>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    if body.len() > WEBHOOK_BODY_LIMIT {
-        return Err(ApiError::payload_too_large(WEBHOOK_BODY_LIMIT));
-    }
-    let answer = connector
-        .handle_app_webhook(WebhookApp::Platform, webhook_headers(&headers), &body)
-        .await?;
-    Ok(Json(answer))
-}
-
-#[utoipa::path(post, path = "/webhooks/zoom/apps/{client_id}", tag = "webhooks", request_body = Object,
-    params(("client_id" = String, Path, description = "The bring-your-own app's client ID")),
-    responses((status = 200, description = "As POST /webhooks/zoom, verified with the app's own webhook secret token"),
-        (status = 401, description = "Bad or missing signature, stale timestamp, or no webhook secret token stored for the app"),
-        (status = 413, description = "payload_too_large (over 1 MB)"),
-        (status = 503, description = "webhook_publish_failed: the bus did not take the event; Zoom delivers it again")))]
-pub async fn zoom_app_webhook(
-    State(connector): State<Connector>,
-    Path(client_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    if body.len() > WEBHOOK_BODY_LIMIT {
-        return Err(ApiError::payload_too_large(WEBHOOK_BODY_LIMIT));
-    }
-    let answer = connector
-        .handle_app_webhook(
-            WebhookApp::Byo(&client_id),
-            webhook_headers(&headers),
-            &body,
-        )
-        .await?;
-    Ok(Json(answer))
 }

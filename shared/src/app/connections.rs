@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use super::tokens::TokenNeed;
 use super::{Connector, events};
+use crate::domain::error::ApiError;
 use crate::domain::{Connection, ConnectionStatus, connection_secret_name, identity_key};
-use crate::error::ApiError;
 use crate::ports::ItemKind;
 
 pub const PAGE_SIZE: usize = 50;

@@ -6,13 +6,16 @@ use serde_json::Value;
 
 /// `x-zm-request-timestamp`: unix seconds (milliseconds accepted too) of the signature.
 pub const TIMESTAMP_HEADER: &str = "x-zm-request-timestamp";
+
 /// `x-zm-signature`: `v0=` + hex HMAC-SHA256(secret token, `v0:{timestamp}:{raw body}`).
 pub const SIGNATURE_HEADER: &str = "x-zm-signature";
+
 /// `x-zm-trackingid`: Zoom's id of one delivery (kept on its retries). Not signed.
 pub const TRACKING_HEADER: &str = "x-zm-trackingid";
 
 /// Events the connector answers itself; every other signed event is a trigger.
 pub const URL_VALIDATION: &str = "endpoint.url_validation";
+
 pub const APP_DEAUTHORIZED: &str = "app_deauthorized";
 
 /// Where the Zoom user an event is about sits in `payload`, by event family (the event name
@@ -25,8 +28,10 @@ pub const EVENT_USER_FIELDS: &[(&str, &[&str])] = &[
     ("recording", &["/object/host_id"]),
     ("user", &["/object/id"]),
 ];
+
 /// Families not in the table: the host, else an explicit user id.
 pub const DEFAULT_USER_FIELDS: &[&str] = &["/object/host_id", "/object/user_id"];
+
 /// The account is `payload.account_id` for every family.
 pub const ACCOUNT_FIELD: &str = "/account_id";
 
@@ -44,6 +49,7 @@ pub const CREDENTIAL_KEYS: &[&str] = &[
     "plainToken",
     "encryptedToken",
 ];
+
 /// Query parameters that carry a credential inside an otherwise harmless URL (e.g. a
 /// recording file's `download_url?access_token=..`): removed from every URL string.
 pub const CREDENTIAL_QUERY_PARAMS: &[&str] = &["zak", "access_token", "download_access_token"];

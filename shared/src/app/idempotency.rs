@@ -1,0 +1,171 @@
+//! Idempotency (`Idempotency-Key` and queued events): a key's record is claimed, finished
+//! with the first answer, or left for takeover when the outcome is unknown.
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::app::Connector;
+use crate::app::jittered;
+use crate::domain::error::ApiError;
+use crate::domain::idempotency::{
+    IDEMPOTENCY_STALE_SECS, IDEMPOTENCY_TTL_SECS, IdempotentAnswer, in_progress_record,
+};
+use crate::ports::ItemKind;
+
+pub enum IdempotencyStart {
+    /// We own the record (its version) and must finish it. `resumed_from` is when a worker
+    /// that died mid-way had started (unix seconds): it may have created the thing already.
+    Started {
+        version: u64,
+        resumed_from: Option<i64>,
+    },
+    Done(IdempotentAnswer),
+}
+
+impl Connector {
+    /// Claims an idempotency record, or waits for / returns the first answer.
+    pub async fn begin_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        wait: Duration,
+    ) -> Result<IdempotencyStart, ApiError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let now = self.now_unix();
+            let value = in_progress_record(now, fingerprint);
+            if self
+                .store
+                .create_item(
+                    ItemKind::Idempotency,
+                    key,
+                    &value,
+                    Some(now + IDEMPOTENCY_TTL_SECS),
+                    now,
+                )
+                .await?
+            {
+                let item = self.store.get_item(ItemKind::Idempotency, key, now).await?;
+                if let Some(item) = item.filter(|i| i.value == value) {
+                    return Ok(IdempotencyStart::Started {
+                        version: item.version,
+                        resumed_from: None,
+                    });
+                }
+                continue;
+            }
+            let Some(item) = self.store.get_item(ItemKind::Idempotency, key, now).await? else {
+                continue;
+            };
+            match item.value["state"].as_str() {
+                Some("done") => {
+                    let answer: IdempotentAnswer =
+                        serde_json::from_value(item.value["answer"].clone())
+                            .map_err(|_| ApiError::internal("corrupt idempotency record"))?;
+                    return Ok(IdempotencyStart::Done(answer));
+                }
+                _ if item.value["outcome_unknown"] == true
+                    || item.value["started_at"]
+                        .as_i64()
+                        .is_some_and(|t| now - t > IDEMPOTENCY_STALE_SECS) =>
+                {
+                    // Its worker died mid-way, or gave up not knowing whether Zoom created
+                    // the meeting: take over (the caller looks at Zoom first).
+                    let value = in_progress_record(now, fingerprint);
+                    if self
+                        .store
+                        .replace_item(
+                            ItemKind::Idempotency,
+                            key,
+                            &value,
+                            Some(now + IDEMPOTENCY_TTL_SECS),
+                            item.version,
+                        )
+                        .await?
+                    {
+                        return Ok(IdempotencyStart::Started {
+                            version: item.version + 1,
+                            resumed_from: item.value["started_at"].as_i64(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "request_in_progress",
+                    "A request with this Idempotency-Key is still in progress; retry shortly.",
+                )
+                .with_retry_after(2));
+            }
+            tokio::time::sleep(jittered(Duration::from_millis(100))).await;
+        }
+    }
+
+    pub async fn finish_idempotent(
+        &self,
+        key: &str,
+        version: u64,
+        answer: &IdempotentAnswer,
+    ) -> Result<(), ApiError> {
+        let now = self.now_unix();
+        let value = serde_json::json!({ "state": "done", "answer": answer, "fingerprint": answer.fingerprint });
+        if !self
+            .store
+            .replace_item(
+                ItemKind::Idempotency,
+                key,
+                &value,
+                Some(now + IDEMPOTENCY_TTL_SECS),
+                version,
+            )
+            .await?
+        {
+            tracing::warn!("idempotency record changed while the request ran");
+        }
+        Ok(())
+    }
+}
+
+impl Connector {
+    /// Makes the record immediately takeable by the next delivery, which then looks for the
+    /// meeting at Zoom before creating one (Zoom may have created it).
+    pub(crate) async fn leave_for_takeover(
+        &self,
+        key: &str,
+        version: u64,
+        fingerprint: &str,
+        started_at: i64,
+    ) {
+        let now = self.now_unix();
+        let mut value = in_progress_record(started_at, fingerprint);
+        value["outcome_unknown"] = true.into();
+        if let Err(e) = self
+            .store
+            .replace_item(
+                ItemKind::Idempotency,
+                key,
+                &value,
+                Some(now + IDEMPOTENCY_TTL_SECS),
+                version,
+            )
+            .await
+        {
+            // It stays in progress and is taken over once stale.
+            tracing::warn!(error = %e, "could not mark the meeting event for takeover");
+        }
+    }
+
+    /// Nothing was created: let the next delivery start afresh.
+    pub(crate) async fn release_record(&self, key: &str, version: u64) {
+        if let Err(e) = self
+            .store
+            .delete_item(ItemKind::Idempotency, key, Some(version))
+            .await
+        {
+            tracing::warn!(error = %e, "could not release the meeting event record");
+        }
+    }
+}
