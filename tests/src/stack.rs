@@ -8,15 +8,11 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
-use zoom_connector::adapters::aws::{
-    AwsSecretStore, DynamoConnectionStore, EventBridgeBus, NEXT_REFRESH_INDEX,
-};
+use zoom_connector::adapters::aws::dynamo::NEXT_REFRESH_INDEX;
 use zoom_connector::adapters::local::LocalStore;
-use zoom_connector::adapters::zoom_http::{HttpZoomApi, HttpZoomOAuth, http_client};
-use zoom_connector::app::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
+use zoom_connector::app::{Connector, Ports};
 use zoom_connector::config::Config;
-use zoom_connector::ports::{ConnectionStore, EventBus, SecretStore, SystemClock};
-use zoom_connector::secret::SecretString;
+use zoom_connector::wiring;
 use zoom_sim::{RunningSim, ZoomSim};
 
 pub use crate::front::{FlowResult, cookie_pair};
@@ -139,17 +135,17 @@ pub async fn create_table(sdk: &aws_config::SdkConfig, table: &str) {
             [
                 (NEXT_REFRESH_INDEX, "refresh_shard", "next_refresh_at"),
                 (
-                    zoom_connector::adapters::aws::LIST_INDEX,
+                    zoom_connector::adapters::aws::dynamo_listing::LIST_INDEX,
                     "list_shard",
                     "id",
                 ),
                 (
-                    zoom_connector::adapters::aws::LIST_STATUS_INDEX,
+                    zoom_connector::adapters::aws::dynamo_listing::LIST_STATUS_INDEX,
                     "list_status",
                     "id",
                 ),
                 (
-                    zoom_connector::adapters::aws::LIST_END_USER_INDEX,
+                    zoom_connector::adapters::aws::dynamo_listing::LIST_END_USER_INDEX,
                     "list_end_user",
                     "id",
                 ),
@@ -316,63 +312,29 @@ pub fn ports_for(
     aws: Option<&AwsResources>,
     data_dir: &std::path::Path,
 ) -> (Ports, Option<LocalStore>) {
-    let http = http_client();
-    let oauth = Arc::new(HttpZoomOAuth::new(
-        http.clone(),
-        &config.zoom_oauth_url,
-        ZOOM_OAUTH_TIMEOUT,
-    ));
-    let zoom = Arc::new(HttpZoomApi::new(http));
     match aws {
         None => {
             let store = LocalStore::open(data_dir).unwrap();
-            let ports = Ports {
-                secrets: Arc::new(store.clone()) as Arc<dyn SecretStore>,
-                store: Arc::new(store.clone()) as Arc<dyn ConnectionStore>,
-                bus: Arc::new(store.clone()) as Arc<dyn EventBus>,
-                oauth,
-                zoom,
-                clock: Arc::new(SystemClock),
-            };
-            (ports, Some(store))
+            (wiring::local_ports(config, store.clone()), Some(store))
         }
-        Some(a) => (
-            Ports {
-                secrets: Arc::new(AwsSecretStore::new(&a.sdk)),
-                store: Arc::new(DynamoConnectionStore::new(&a.sdk, a.table.clone())),
-                bus: Arc::new(EventBridgeBus::new(&a.sdk, a.bus.clone())),
-                oauth,
-                zoom,
-                clock: Arc::new(SystemClock),
-            },
-            None,
-        ),
+        Some(a) => {
+            let mut config = config.clone();
+            config.aws.connections_table = a.table.clone();
+            config.aws.event_bus_name = a.bus.clone();
+            (wiring::aws_ports(&config, &a.sdk), None)
+        }
     }
 }
 
 /// Puts the platform app and the connector's keys where the functions read them.
 pub async fn seed_secrets(connector: &Connector, api_key: &str, webhook_secret: &str) {
-    let names = &connector.config.aws;
-    let platform = serde_json::json!({ "client_id": zoom_sim::DEFAULT_CLIENT_ID, "client_secret": zoom_sim::DEFAULT_CLIENT_SECRET });
-    let keys = serde_json::json!({ "api_key": api_key, "webhook_secret_token": webhook_secret });
-    connector
-        .secrets
-        .put_secret(
-            &names.platform_app_secret_id,
-            &SecretString::new(platform.to_string()),
-            "seed-platform",
-        )
-        .await
-        .unwrap();
-    connector
-        .secrets
-        .put_secret(
-            &names.connector_secret_id,
-            &SecretString::new(keys.to_string()),
-            "seed-keys",
-        )
-        .await
-        .unwrap();
+    let seed = wiring::SeedSecrets {
+        platform_client_id: zoom_sim::DEFAULT_CLIENT_ID,
+        platform_client_secret: zoom_sim::DEFAULT_CLIENT_SECRET,
+        api_key,
+        webhook_secret_token: webhook_secret,
+    };
+    wiring::seed_secrets(connector, &seed).await.unwrap();
 }
 
 /// server stops when this is dropped.

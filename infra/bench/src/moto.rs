@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
-use zoom_connector::adapters::aws::{AwsSecretStore, NEXT_REFRESH_INDEX};
+use zoom_connector::adapters::aws::AwsSecretStore;
+use zoom_connector::adapters::aws::dynamo::NEXT_REFRESH_INDEX;
 use zoom_connector::ports::SecretStore;
 use zoom_connector::secret::SecretString;
 

@@ -193,25 +193,13 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // The same secrets the Lambdas read from Secrets Manager.
-    let platform = serde_json::json!({ "client_id": client_id, "client_secret": client_secret });
-    let keys = serde_json::json!({ "api_key": api_key.expose(), "webhook_secret_token": webhook_token.expose() });
-    let names = &connector.config.aws;
-    connector
-        .secrets
-        .put_secret(
-            &names.platform_app_secret_id,
-            &SecretString::new(platform.to_string()),
-            &random_token(16),
-        )
-        .await?;
-    connector
-        .secrets
-        .put_secret(
-            &names.connector_secret_id,
-            &SecretString::new(keys.to_string()),
-            &random_token(16),
-        )
-        .await?;
+    let seed = zoom_connector::wiring::SeedSecrets {
+        platform_client_id: &client_id,
+        platform_client_secret: &client_secret,
+        api_key: api_key.expose(),
+        webhook_secret_token: webhook_token.expose(),
+    };
+    zoom_connector::wiring::seed_secrets(&connector, &seed).await?;
 
     // SQS semantics: 5 deliveries (maxReceiveCount), growing back-off, then dead-lettered.
     let queue = LocalMeetingQueue::new(connector.clone(), QueuePolicy::default());

@@ -1,6 +1,8 @@
 //! The one wiring of ports to adapters, used by the Lambda functions, the local stack and the
 //! test harness: AWS (Secrets Manager, DynamoDB, EventBridge) or the embedded local store,
-//! with Zoom over HTTP either way.
+//! with Zoom over HTTP either way, and the seeding of the secrets the functions read.
+
+pub mod lambda;
 
 use std::sync::Arc;
 
@@ -9,9 +11,9 @@ use crate::adapters::local::LocalStore;
 use crate::adapters::zoom_http::{HttpZoomApi, HttpZoomOAuth, http_client};
 use crate::app::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 use crate::config::Config;
+use crate::domain::error::StoreError;
 use crate::ports::{SystemClock, ZoomApi, ZoomOAuth};
-
-pub mod lambda;
+use crate::secret::{SecretString, random_token};
 
 /// Zoom over HTTP: OAuth and the REST API sharing one client and its connection pool.
 fn zoom_over_http(config: &Config) -> (Arc<dyn ZoomOAuth>, Arc<dyn ZoomApi>) {
@@ -20,16 +22,10 @@ fn zoom_over_http(config: &Config) -> (Arc<dyn ZoomOAuth>, Arc<dyn ZoomApi>) {
     (Arc::new(oauth), Arc::new(HttpZoomApi::new(http)))
 }
 
-/// The AWS adapters and Zoom over HTTP, as a Lambda container builds them once at init.
-pub async fn aws_connector(config: Config) -> Connector {
-    let sdk = crate::adapters::aws::load_sdk_config().await;
-    aws_connector_with(config, &sdk)
-}
-
-/// [`aws_connector`] on a given SDK configuration (the tests point it at moto).
-pub fn aws_connector_with(config: Config, sdk: &aws_config::SdkConfig) -> Connector {
-    let (oauth, zoom) = zoom_over_http(&config);
-    let ports = Ports {
+/// The AWS ports on an SDK configuration (Lambda's own, or one pointed at moto by tests).
+pub fn aws_ports(config: &Config, sdk: &aws_config::SdkConfig) -> Ports {
+    let (oauth, zoom) = zoom_over_http(config);
+    Ports {
         secrets: Arc::new(AwsSecretStore::new(sdk)),
         store: Arc::new(DynamoConnectionStore::new(
             sdk,
@@ -39,21 +35,69 @@ pub fn aws_connector_with(config: Config, sdk: &aws_config::SdkConfig) -> Connec
         oauth,
         zoom,
         clock: Arc::new(SystemClock),
-    };
-    Connector::new(config, ports)
+    }
 }
 
-/// The embedded local store for secrets, records and events, and Zoom over HTTP.
-pub fn local_connector(config: Config, store: LocalStore) -> Connector {
-    let (oauth, zoom) = zoom_over_http(&config);
+/// The embedded local store for secrets, records and events.
+pub fn local_ports(config: &Config, store: LocalStore) -> Ports {
+    let (oauth, zoom) = zoom_over_http(config);
     let store = Arc::new(store);
-    let ports = Ports {
+    Ports {
         secrets: store.clone(),
         store: store.clone(),
         bus: store,
         oauth,
         zoom,
         clock: Arc::new(SystemClock),
-    };
+    }
+}
+
+/// What a Lambda container builds once at init: the AWS ports on the standard SDK
+/// environment.
+pub async fn aws_connector(config: Config) -> Connector {
+    let sdk = crate::adapters::aws::load_sdk_config().await;
+    let ports = aws_ports(&config, &sdk);
     Connector::new(config, ports)
+}
+
+pub fn local_connector(config: Config, store: LocalStore) -> Connector {
+    let ports = local_ports(&config, store);
+    Connector::new(config, ports)
+}
+
+/// The secrets the functions read, as an operator stores them on AWS (docs/operations.md):
+/// the platform app's client credentials and the connector's own keys.
+pub struct SeedSecrets<'a> {
+    pub platform_client_id: &'a str,
+    pub platform_client_secret: &'a str,
+    pub api_key: &'a str,
+    pub webhook_secret_token: &'a str,
+}
+
+/// Stores [`SeedSecrets`] where the configuration names them (the local stack at start, the
+/// test harness for every stack).
+pub async fn seed_secrets(connector: &Connector, seed: &SeedSecrets<'_>) -> Result<(), StoreError> {
+    let names = &connector.config.aws;
+    let platform = serde_json::json!({
+        "client_id": seed.platform_client_id,
+        "client_secret": seed.platform_client_secret,
+    });
+    let keys = serde_json::json!({
+        "api_key": seed.api_key,
+        "webhook_secret_token": seed.webhook_secret_token,
+    });
+    for (name, value) in [
+        (&names.platform_app_secret_id, platform),
+        (&names.connector_secret_id, keys),
+    ] {
+        connector
+            .secrets
+            .put_secret(
+                name,
+                &SecretString::new(value.to_string()),
+                &random_token(16),
+            )
+            .await?;
+    }
+    Ok(())
 }
