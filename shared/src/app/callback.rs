@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use super::connect::{SessionState, SessionStatus, StoredState, binding_cookie_name};
 use super::events;
 use super::{Connector, ZOOM_OAUTH_TIMEOUT};
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::{
     AuthType, ClientCredentials, ConnectionRecord, ConnectionSecret, ConnectionStatus,
     ZoomIdentity, connection_secret_name, identity_key, new_connection_id,
@@ -65,8 +65,8 @@ impl CallbackErrorCode {
     /// mapped where they happen).
     pub fn for_own_failure(e: &ApiError) -> Self {
         match e.code {
-            "store_unavailable" => Self::TemporarilyUnavailable,
-            "reconnect_user_mismatch" => Self::ReconnectUserMismatch,
+            ErrorCode::StoreUnavailable => Self::TemporarilyUnavailable,
+            ErrorCode::ReconnectUserMismatch => Self::ReconnectUserMismatch,
             _ => Self::InternalError,
         }
     }
@@ -558,7 +558,7 @@ impl Connector {
         }
         ApiError::new(
             http::StatusCode::CONFLICT,
-            "reconnect_user_mismatch",
+            ErrorCode::ReconnectUserMismatch,
             "The reconnect signed in as another Zoom user.",
         )
     }

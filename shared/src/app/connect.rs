@@ -635,6 +635,7 @@ impl Connector {
 mod hostile_input_tests {
     //! Arbitrary session tokens, OAuth states, codes, cookies and return URLs: never a panic,
     //! never accepted unless they are the real thing.
+    use crate::domain::error::ErrorCode;
 
     use proptest::prelude::*;
 
@@ -813,7 +814,7 @@ mod hostile_input_tests {
                     // What later goes into a Location header: no whitespace, no controls.
                     prop_assert!(!url.as_str().chars().any(|c| c.is_whitespace() || c.is_control()));
                 }
-                Err(e) => prop_assert_eq!(e.code, "validation_failed"),
+                Err(e) => prop_assert_eq!(e.code, ErrorCode::ValidationFailed),
             }
         });
         for evil in [
@@ -845,7 +846,7 @@ mod hostile_input_tests {
             let e =
                 f.rt.block_on(f.connector.create_session(request))
                     .unwrap_err();
-            assert_eq!(e.code, "validation_failed", "{bad:?}");
+            assert_eq!(e.code, ErrorCode::ValidationFailed, "{bad:?}");
             let request = CreateSessionRequest {
                 end_user: Some(EndUser {
                     id: None,
@@ -856,7 +857,7 @@ mod hostile_input_tests {
             let e =
                 f.rt.block_on(f.connector.create_session(request))
                     .unwrap_err();
-            assert_eq!(e.code, "validation_failed", "{bad:?}");
+            assert_eq!(e.code, ErrorCode::ValidationFailed, "{bad:?}");
         }
     }
 }

@@ -233,6 +233,7 @@ impl Connector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::ErrorCode;
 
     fn status(s: ConnectionStatus) -> Filter<'static> {
         Filter {
@@ -276,7 +277,7 @@ mod tests {
         assert!(!String::from_utf8(raw).unwrap().contains("alice"));
         for other in [bob, NONE] {
             let err = decode_cursor(&c, other).unwrap_err();
-            assert_eq!(err.code, "validation_failed");
+            assert_eq!(err.code, ErrorCode::ValidationFailed);
         }
         assert!(decode_cursor(&encode_cursor("conn_a", NONE), alice).is_err());
     }
@@ -302,7 +303,7 @@ mod tests {
         for cursor in cases {
             let err = decode_cursor(&cursor, NONE).expect_err(&cursor);
             assert_eq!(err.status.as_u16(), 400, "{cursor}");
-            assert_eq!(err.code, "validation_failed", "{cursor}");
+            assert_eq!(err.code, ErrorCode::ValidationFailed, "{cursor}");
         }
         // A cursor of an unfiltered listing does not continue a filtered one.
         assert!(decode_cursor(&good, status(ConnectionStatus::Active)).is_err());

@@ -7,7 +7,7 @@ use http::StatusCode;
 
 use crate::app::Connector;
 use crate::app::jittered;
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::{
     IDEMPOTENCY_STALE_SECS, IDEMPOTENCY_TTL_SECS, IdempotentAnswer, in_progress_record,
 };
@@ -95,7 +95,7 @@ impl Connector {
             if tokio::time::Instant::now() > deadline {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "request_in_progress",
+                    ErrorCode::RequestInProgress,
                     "A request with this Idempotency-Key is still in progress; retry shortly.",
                 )
                 .with_retry_after(2));

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::Connector;
 use crate::domain::ClientCredentials;
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::secret::{SecretString, sha256_hex};
 
 /// After a delivery the cached token did not verify (none stored, or another one), the secret
@@ -220,7 +220,7 @@ impl Connector {
         let name = &self.config.aws.connector_secret_id;
         self.read_json_secret(name).await?.ok_or_else(|| {
             ApiError::unavailable(
-                "not_configured",
+                ErrorCode::NotConfigured,
                 format!("The connector secret {name} does not exist."),
             )
         })
@@ -269,7 +269,7 @@ impl Connector {
                     .filter(|a: &ClientCredentials| !a.client_id.is_empty() && !a.client_secret.expose().is_empty())
                     .ok_or_else(|| {
                         ApiError::unavailable(
-                            "platform_app_not_configured",
+                            ErrorCode::PlatformAppNotConfigured,
                             format!("The platform Zoom app is not configured: put its client_id and client_secret into {name}."),
                         )
                     })

@@ -23,7 +23,7 @@ use std::time::Duration;
 use super::actions::meetings::MeetingEvent;
 use super::idempotency::IdempotencyStart;
 use super::{Connector, events};
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::{IDEMPOTENCY_STALE_SECS, IdempotentAnswer};
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
@@ -91,7 +91,7 @@ pub fn is_transient(e: &ApiError) -> bool {
     if let Some(zoom) = &e.zoom {
         return zoom.status == 429 || zoom.status >= 500;
     }
-    e.status.as_u16() == 429 || e.status.is_server_error() || e.code == "request_in_progress"
+    e.status.as_u16() == 429 || e.status.is_server_error() || e.code == ErrorCode::RequestInProgress
 }
 
 impl Connector {
@@ -141,7 +141,7 @@ impl Connector {
                 resumed_from,
             }) => (version, resumed_from),
             // Another delivery is at it, or the store hiccupped: come back later.
-            Err(e) if is_transient(&e) => return EventOutcome::Retry(e.code.to_owned()),
+            Err(e) if is_transient(&e) => return EventOutcome::Retry(e.code.to_string()),
             Err(e) => {
                 self.report_failure(event, &e).await;
                 return EventOutcome::Settled;
@@ -164,7 +164,7 @@ impl Connector {
                 } else {
                     self.release_record(&key, version).await;
                 }
-                return EventOutcome::Retry(failure.error.code.to_owned());
+                return EventOutcome::Retry(failure.error.code.to_string());
             }
             Err(failure) => {
                 self.remember_failure(&key, version, &fingerprint, &failure.error)
@@ -209,7 +209,7 @@ impl Connector {
         if answer.fingerprint != event_fingerprint(event) {
             let error = ApiError::new(
                 http::StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "This idempotency_key was already used with a different connection or meeting.",
             );
             self.report_failure(event, &error).await;
@@ -248,7 +248,7 @@ impl Connector {
     }
 
     async fn report_failure(&self, event: &MeetingEvent, e: &ApiError) {
-        tracing::info!(code = e.code, connection_id = %event.connection_id, "meeting event failed for good");
+        tracing::info!(code = e.code.as_str(), connection_id = %event.connection_id, "meeting event failed for good");
         let mut error = serde_json::json!({ "code": e.code, "message": e.detail });
         if let Some(zoom) = &e.zoom {
             error["zoom"] = serde_json::to_value(zoom).unwrap_or_default();
@@ -320,24 +320,24 @@ mod tests {
             ApiError::new(http::StatusCode::from_u16(status).unwrap(), code, "")
         };
         assert!(is_transient(
-            &mapped(429, "zoom_rate_limited").with_zoom(zoom(429))
+            &mapped(429, ErrorCode::ZoomRateLimited).with_zoom(zoom(429))
         ));
         assert!(is_transient(
-            &mapped(502, "zoom_unavailable").with_zoom(zoom(503))
+            &mapped(502, ErrorCode::ZoomUnavailable).with_zoom(zoom(503))
         ));
-        assert!(is_transient(&mapped(504, "zoom_unavailable")));
-        assert!(is_transient(&mapped(409, "request_in_progress")));
-        assert!(is_transient(&mapped(503, "store_unavailable")));
+        assert!(is_transient(&mapped(504, ErrorCode::ZoomUnavailable)));
+        assert!(is_transient(&mapped(409, ErrorCode::RequestInProgress)));
+        assert!(is_transient(&mapped(503, ErrorCode::StoreUnavailable)));
         // Zoom's 401 after a refresh is mapped to 502 but is not worth a retry.
         assert!(!is_transient(
-            &mapped(502, "zoom_unauthorized").with_zoom(zoom(401))
+            &mapped(502, ErrorCode::ZoomUnauthorized).with_zoom(zoom(401))
         ));
         assert!(!is_transient(
-            &mapped(404, "zoom_not_found").with_zoom(zoom(404))
+            &mapped(404, ErrorCode::ZoomNotFound).with_zoom(zoom(404))
         ));
-        assert!(!is_transient(&mapped(409, "connection_revoked")));
-        assert!(!is_transient(&mapped(404, "connection_not_found")));
-        assert!(!is_transient(&mapped(400, "validation_failed")));
+        assert!(!is_transient(&mapped(409, ErrorCode::ConnectionRevoked)));
+        assert!(!is_transient(&mapped(404, ErrorCode::ConnectionNotFound)));
+        assert!(!is_transient(&mapped(400, ErrorCode::ValidationFailed)));
     }
 
     #[test]

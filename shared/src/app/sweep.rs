@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::Connector;
+use crate::domain::error::ErrorCode;
 
 /// Upper bound of refreshes running at once.
 pub const SWEEP_CONCURRENCY: usize = 32;
@@ -195,9 +196,9 @@ impl Connector {
                         Ok(o) if o.refreshed => r.refreshed += 1,
                         Ok(_) => r.skipped += 1,
                         // Deleted since it was listed.
-                        Err(e) if e.code == "connection_not_found" => r.skipped += 1,
+                        Err(e) if e.code == ErrorCode::ConnectionNotFound => r.skipped += 1,
                         Err(e) => {
-                            tracing::warn!(connection_id = %record.id, code = e.code, "sweep refresh failed");
+                            tracing::warn!(connection_id = %record.id, code = e.code.as_str(), "sweep refresh failed");
                             r.failed += 1;
                         }
                     }

@@ -9,7 +9,7 @@ use sha2::Sha256;
 
 use super::tokens::refresh::LEASE_SECS;
 use super::{Connector, events};
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::{ConnectionStatus, ZoomIdentity, connection_secret_name, identity_key};
 use crate::ports::ItemKind;
 use crate::secret::{SecretString, sha256_hex};
@@ -91,7 +91,7 @@ struct Deauthorization {
 fn denied() -> ApiError {
     ApiError::new(
         http::StatusCode::UNAUTHORIZED,
-        "invalid_signature",
+        ErrorCode::InvalidSignature,
         "The webhook could not be authenticated.",
     )
 }
@@ -377,7 +377,7 @@ impl Connector {
                 // through, so a consumer can see it twice (same delivery_id), never zero times.
                 self.release_delivery(&claim).await;
                 Err(ApiError::unavailable(
-                    "webhook_publish_failed",
+                    ErrorCode::WebhookPublishFailed,
                     "The event could not be published; deliver it again.",
                 ))
             }
@@ -777,7 +777,7 @@ mod hostile_input_tests {
             let answer = f.rt.block_on(f.connector.handle_webhook(ts.as_deref(), sig.as_deref(), &body));
             let e = answer.expect_err("no signature, no acceptance");
             prop_assert_eq!(e.status.as_u16(), 401);
-            prop_assert_eq!(e.code, "invalid_signature");
+            prop_assert_eq!(e.code, ErrorCode::InvalidSignature);
         });
     }
 

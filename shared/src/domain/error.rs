@@ -3,6 +3,72 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+/// Every `code` the connector answers with (the stable contract of API.md "Errors" and
+/// docs/api.md "Error codes"; a test keeps the three in step).
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    Unauthorized => "unauthorized",
+    NotFound => "not_found",
+    MethodNotAllowed => "method_not_allowed",
+    UnsupportedMediaType => "unsupported_media_type",
+    ValidationFailed => "validation_failed",
+    PayloadTooLarge => "payload_too_large",
+    UriTooLong => "uri_too_long",
+    HeadersTooLarge => "headers_too_large",
+    ConnectionNotFound => "connection_not_found",
+    ConnectionNeedsReauth => "connection_needs_reauth",
+    ConnectionRevoked => "connection_revoked",
+    SessionNotFound => "session_not_found",
+    RequestInProgress => "request_in_progress",
+    IdempotencyKeyReused => "idempotency_key_reused",
+    ReconnectUserMismatch => "reconnect_user_mismatch",
+    ZoomNotFound => "zoom_not_found",
+    ZoomScopeMissing => "zoom_scope_missing",
+    ZoomRateLimited => "zoom_rate_limited",
+    ZoomError => "zoom_error",
+    ZoomUnauthorized => "zoom_unauthorized",
+    ZoomUnavailable => "zoom_unavailable",
+    InvalidSignature => "invalid_signature",
+    NotConfigured => "not_configured",
+    PlatformAppNotConfigured => "platform_app_not_configured",
+    StoreUnavailable => "store_unavailable",
+    StoreConflict => "store_conflict",
+    RefreshInProgress => "refresh_in_progress",
+    RefreshDeferred => "refresh_deferred",
+    WebhookPublishFailed => "webhook_publish_failed",
+    InternalError => "internal_error",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// Zoom's own error, kept and passed on (`{ status, code, message }`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoomErrorInfo {
@@ -16,7 +82,7 @@ pub struct ZoomErrorInfo {
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
     /// Boxed, like `extra`: rare, and it keeps `Result<_, ApiError>` small.
     pub zoom: Option<Box<ZoomErrorInfo>>,
@@ -32,7 +98,7 @@ pub struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: &'a str,
-    code: &'a str,
+    code: ErrorCode,
     #[serde(skip_serializing_if = "Option::is_none")]
     zoom: Option<&'a ZoomErrorInfo>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -40,7 +106,7 @@ pub struct Problem<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -54,17 +120,17 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "A valid API key is required: send `Authorization: Bearer <api key>`.",
         )
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, detail)
     }
 
     pub fn validation(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "validation_failed", detail)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed, detail)
     }
 
     /// Names the id only when it is one (an ill-formed id is not echoed back).
@@ -74,22 +140,26 @@ impl ApiError {
         } else {
             "No connection with that id (connection ids are `conn_` followed by letters and digits).".to_owned()
         };
-        Self::new(StatusCode::NOT_FOUND, "connection_not_found", detail)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::ConnectionNotFound, detail)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("The request body is larger than {limit} bytes."),
         )
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", detail)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            detail,
+        )
     }
 
-    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unavailable(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
     }
 
@@ -167,7 +237,7 @@ impl From<StoreError> for ApiError {
             StoreError::Transient(_) => {
                 tracing::warn!(error = %err, "store unavailable");
                 ApiError::unavailable(
-                    "store_unavailable",
+                    ErrorCode::StoreUnavailable,
                     "Storage is temporarily unavailable; retry shortly.",
                 )
                 .with_retry_after(2)
@@ -177,5 +247,40 @@ impl From<StoreError> for ApiError {
                 ApiError::internal("An internal storage error occurred.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/api.md's "Error codes" table is the reader's list: every code the connector emits
+    /// is in it, and it names no code the connector cannot emit.
+    #[test]
+    fn every_error_code_is_documented_and_every_documented_code_exists() {
+        let doc = include_str!("../../../docs/api.md");
+        let table = doc
+            .split("### Error codes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("docs/api.md has an \"Error codes\" table");
+        let documented: std::collections::BTreeSet<&str> = table
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .filter_map(|l| l.split('|').nth(2))
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+            .collect();
+        let emitted: std::collections::BTreeSet<&str> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let undocumented: Vec<_> = emitted.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&emitted).collect();
+        assert!(
+            undocumented.is_empty(),
+            "codes missing from docs/api.md: {undocumented:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "docs/api.md names codes nobody emits: {unknown:?}"
+        );
     }
 }

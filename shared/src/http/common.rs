@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use super::problem::{not_found, problem_for_framework_errors};
 use crate::app::Connector;
 use crate::app::actions::PassThrough;
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 
 /// Request bodies above this are refused with 413 `payload_too_large`.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -56,7 +56,7 @@ async fn limit_request_head(request: Request, next: Next) -> Response {
     if target > URI_LIMIT {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             format!("The request path and query are longer than {URI_LIMIT} bytes."),
         )
         .into_response();
@@ -69,7 +69,7 @@ async fn limit_request_head(request: Request, next: Next) -> Response {
     if headers > HEADERS_LIMIT {
         return ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
+            ErrorCode::HeadersTooLarge,
             format!("The request headers are larger than {HEADERS_LIMIT} bytes in total."),
         )
         .into_response();
@@ -132,7 +132,7 @@ where
                 if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
                     return Err(ApiError::new(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported_media_type",
+                        ErrorCode::UnsupportedMediaType,
                         "Send `Content-Type: application/json`.",
                     ));
                 }

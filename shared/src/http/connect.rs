@@ -14,7 +14,7 @@ use crate::app::connect::{
     AuthorizationStart, ConnectError, ConnectForm, CreateSessionRequest, CreateSessionResponse,
     SessionStatus,
 };
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::secret::random_token;
 
 pub fn routes(connector: Connector) -> Router<Connector> {
@@ -132,7 +132,7 @@ pub async fn session_status(
         Ok(Some(status)) => Json(status).into_response(),
         Ok(None) => ApiError::new(
             StatusCode::NOT_FOUND,
-            "session_not_found",
+            ErrorCode::SessionNotFound,
             "No connect session with this token, or its outcome has expired.",
         )
         .into_response(),

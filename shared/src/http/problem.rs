@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::common::BODY_LIMIT;
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -16,14 +16,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.status == StatusCode::UNAUTHORIZED && self.code == "unauthorized" {
+        if self.status == StatusCode::UNAUTHORIZED && self.code == ErrorCode::Unauthorized {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(code = self.code, status = self.status.as_u16(), detail = %self.detail, "request failed");
+            tracing::warn!(code = self.code.as_str(), status = self.status.as_u16(), detail = %self.detail, "request failed");
         }
         response
     }
@@ -60,13 +60,13 @@ pub(super) async fn problem_for_framework_errors(response: Response) -> Response
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(BODY_LIMIT).into_response(),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "This route does not take that method.",
         )
         .into_response(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Send `Content-Type: application/json`.",
         )
         .into_response(),
@@ -93,7 +93,7 @@ mod tests {
     async fn problem_json_shape() {
         let err = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "zoom_rate_limited",
+            ErrorCode::ZoomRateLimited,
             "slow down",
         )
         .with_retry_after(7)

@@ -5,7 +5,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::domain::error::{ApiError, ZoomErrorInfo};
+use crate::domain::error::{ApiError, ErrorCode, ZoomErrorInfo};
 use crate::ports::{ZoomResponse, ZoomTransportError};
 
 #[derive(Deserialize)]
@@ -85,30 +85,30 @@ pub fn map_zoom_error(response: &ZoomResponse, now: OffsetDateTime) -> ApiError 
     let error = match (response.status, code) {
         (429, _) => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "zoom_rate_limited",
+            ErrorCode::ZoomRateLimited,
             format!("Zoom's rate limit was reached: {message}"),
         )
         .with_retry_after(rate_limit_retry_after(response, now)),
         (_, Some(4711)) => ApiError::new(
             StatusCode::FORBIDDEN,
-            "zoom_scope_missing",
+            ErrorCode::ZoomScopeMissing,
             format!(
                 "The connection lacks a Zoom scope this call needs ({message}); add the scope to the Zoom app and reconnect."
             ),
         ),
         (404, _) => ApiError::new(
             StatusCode::NOT_FOUND,
-            "zoom_not_found",
+            ErrorCode::ZoomNotFound,
             format!("Zoom: {message}"),
         ),
         (401, _) => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "zoom_unauthorized",
+            ErrorCode::ZoomUnauthorized,
             format!("Zoom refused the token after a refresh: {message}"),
         ),
         (s, _) if s >= 500 => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "zoom_unavailable",
+            ErrorCode::ZoomUnavailable,
             format!("Zoom answered {s}: {message}"),
         )
         .with_retry_after(5),
@@ -117,7 +117,7 @@ pub fn map_zoom_error(response: &ZoomResponse, now: OffsetDateTime) -> ApiError 
                 .ok()
                 .filter(|s| s.is_client_error())
                 .unwrap_or(StatusCode::BAD_GATEWAY),
-            "zoom_error",
+            ErrorCode::ZoomError,
             format!("Zoom: {message}"),
         ),
     };
@@ -132,13 +132,13 @@ pub fn transport_error(e: &ZoomTransportError) -> ApiError {
     match e {
         ZoomTransportError::Timeout => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "zoom_unavailable",
+            ErrorCode::ZoomUnavailable,
             "Zoom did not answer in time; retry shortly.",
         )
         .with_retry_after(5),
         ZoomTransportError::Connect(_) => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "zoom_unavailable",
+            ErrorCode::ZoomUnavailable,
             "Zoom could not be reached; retry shortly.",
         )
         .with_retry_after(5),

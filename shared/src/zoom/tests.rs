@@ -10,7 +10,7 @@ mod proxy_tests {
 
     use http::StatusCode;
 
-    use crate::domain::error::ApiError;
+    use crate::domain::error::{ApiError, ErrorCode};
     use proptest::prelude::*;
 
     #[test]
@@ -83,7 +83,7 @@ mod hostile_input_tests {
 
     use http::StatusCode;
 
-    use crate::domain::error::ApiError;
+    use crate::domain::error::{ApiError, ErrorCode};
 
     /// Any date, with the calendar's two ends (where arithmetic overflows) well represented.
     fn any_date() -> impl Strategy<Value = time::Date> {
@@ -192,7 +192,7 @@ mod hostile_input_tests {
                     );
                     prop_assert!(segment.chars().all(|c| c.is_ascii_alphanumeric() || "%-_.*".contains(c)), "{}", segment);
                 }
-                Err(e) => prop_assert_eq!(e.code, "validation_failed"),
+                Err(e) => prop_assert_eq!(e.code, ErrorCode::ValidationFailed),
             }
         }
 
@@ -237,7 +237,7 @@ mod hostile_input_tests {
                 e.status.is_client_error() || e.status == StatusCode::BAD_GATEWAY,
                 "{} -> {}", status, e.status
             );
-            prop_assert!(!e.code.is_empty());
+            prop_assert!(!e.code.as_str().is_empty());
             prop_assert_eq!(e.zoom.as_ref().map(|z| z.status), Some(status));
             if status == 429 {
                 prop_assert!(e.retry_after_secs.is_some());
@@ -260,7 +260,7 @@ mod tests {
 
     use http::StatusCode;
 
-    use crate::domain::error::ApiError;
+    use crate::domain::error::{ApiError, ErrorCode};
     use time::macros::datetime;
 
     #[test]
@@ -316,7 +316,7 @@ mod tests {
             ),
         };
         let e = map_zoom_error(&resp, datetime!(2026-11-30 12:00:00 UTC));
-        assert_eq!((e.status.as_u16(), e.code), (400, "zoom_error"));
+        assert_eq!((e.status.as_u16(), e.code), (400, ErrorCode::ZoomError));
         assert_eq!(e.zoom.as_ref().unwrap().code, Some(300));
         assert_eq!(e.to_json()["errors"][0]["field"], "password");
     }
@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn meeting_validation_names_fields() {
         let err = validate_meeting(&serde_json::json!({ "type": 5 }), true).unwrap_err();
-        assert_eq!(err.code, "validation_failed");
+        assert_eq!(err.code, ErrorCode::ValidationFailed);
         assert!(err.detail.contains("type"), "{}", err.detail);
         let err =
             validate_meeting(&serde_json::json!({ "password": "12345678901" }), true).unwrap_err();
@@ -440,7 +440,10 @@ mod tests {
         );
         assert_eq!((e.status.as_u16(), e.retry_after_secs), (429, Some(60)));
         let e = map_zoom_error(&resp(503, "", vec![]), now);
-        assert_eq!((e.status.as_u16(), e.code), (502, "zoom_unavailable"));
+        assert_eq!(
+            (e.status.as_u16(), e.code),
+            (502, ErrorCode::ZoomUnavailable)
+        );
     }
 }
 

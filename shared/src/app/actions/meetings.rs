@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::app::Connector;
 use crate::app::actions::{PassThrough, ZoomCall};
 use crate::app::idempotency::IdempotencyStart;
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotentAnswer};
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
@@ -46,7 +46,7 @@ impl Connector {
                 if answer.fingerprint != fingerprint {
                     return Err(ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        "idempotency_key_reused",
+                        ErrorCode::IdempotencyKeyReused,
                         "This Idempotency-Key was used with a different body.",
                     ));
                 }
@@ -176,7 +176,7 @@ impl Failure {
 fn unreadable_answer() -> ApiError {
     ApiError::new(
         http::StatusCode::BAD_GATEWAY,
-        "zoom_error",
+        ErrorCode::ZoomError,
         "Zoom's answer could not be read.",
     )
 }
@@ -248,7 +248,7 @@ impl Connector {
                 // Connection problems fail before the POST; a timeout or a dropped
                 // connection (also "the token endpoint is down", which cannot be told apart
                 // here and only costs a lookup) may have happened after Zoom created it.
-                maybe_created: error.code == "zoom_unavailable",
+                maybe_created: error.code == ErrorCode::ZoomUnavailable,
                 error,
             })?;
         if response.status >= 400 {

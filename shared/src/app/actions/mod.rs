@@ -14,7 +14,7 @@ use crate::zoom::errors::{map_zoom_error, transport_error};
 
 pub mod meetings;
 pub mod recordings;
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::ports::{ZoomRequest, ZoomResponse};
 use crate::secret::SecretString;
 
@@ -187,7 +187,7 @@ impl Connector {
         serde_json::from_slice(&response.body).map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                "zoom_error",
+                ErrorCode::ZoomError,
                 "Zoom's answer could not be read.",
             )
         })

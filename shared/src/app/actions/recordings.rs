@@ -4,7 +4,7 @@ use http::StatusCode;
 
 use crate::app::Connector;
 use crate::app::actions::ZoomCall;
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, ErrorCode};
 use crate::zoom::recordings::{
     MAX_WINDOWS_PER_CALL, RecordingsCursor, RecordingsPage, RecordingsQuery,
     decode_recordings_cursor, default_recordings_from, encode_recordings_cursor, format_day,
@@ -73,7 +73,7 @@ impl Connector {
             let body: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| {
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "zoom_error",
+                    ErrorCode::ZoomError,
                     "Zoom's answer could not be read.",
                 )
             })?;

@@ -31,7 +31,7 @@ pub mod refresh;
 
 use crate::app::jittered;
 use crate::config::RefreshMode;
-use crate::domain::error::{ApiError, StoreError};
+use crate::domain::error::{ApiError, ErrorCode, StoreError};
 use crate::domain::{
     AuthType, ClientCredentials, ConnectionRecord, ConnectionSecret, ConnectionStatus, LastError,
     connection_secret_name,
@@ -79,12 +79,12 @@ fn conflict(status: ConnectionStatus) -> ApiError {
     match status {
         ConnectionStatus::Revoked => ApiError::new(
             http::StatusCode::CONFLICT,
-            "connection_revoked",
+            ErrorCode::ConnectionRevoked,
             "The Zoom user removed the app or the connection was revoked; connect again.",
         ),
         _ => ApiError::new(
             http::StatusCode::CONFLICT,
-            "connection_needs_reauth",
+            ErrorCode::ConnectionNeedsReauth,
             "Zoom no longer accepts this connection's tokens; the user must connect again (reconnect with this connection_id).",
         ),
     }
@@ -93,7 +93,7 @@ fn conflict(status: ConnectionStatus) -> ApiError {
 fn zoom_unavailable(detail: &str) -> ApiError {
     ApiError::new(
         http::StatusCode::BAD_GATEWAY,
-        "zoom_unavailable",
+        ErrorCode::ZoomUnavailable,
         format!("Zoom's token endpoint is unavailable ({detail}); retry shortly."),
     )
     .with_retry_after(5)
@@ -153,7 +153,7 @@ impl Connector {
     ) -> Result<Option<ConnectionSecret>, ApiError> {
         match self.read_connection_secret(id).await {
             Ok(s) => Ok(Some(s)),
-            Err(e) if e.code == "connection_revoked" => Ok(None),
+            Err(e) if e.code == ErrorCode::ConnectionRevoked => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -246,7 +246,7 @@ impl Connector {
             }
         }
         Err(ApiError::unavailable(
-            "store_conflict",
+            ErrorCode::StoreConflict,
             "The connection kept changing; retry.",
         ))
     }

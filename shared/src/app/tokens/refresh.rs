@@ -37,7 +37,7 @@ const MAX_BACKOFF_SECS: i64 = 3600;
 
 /// Why a refresh failed without killing the connection.
 struct RefreshFailure {
-    code: &'static str,
+    code: ErrorCode,
     detail: String,
 }
 
@@ -130,7 +130,7 @@ impl Connector {
             // Give up in time to answer: at the wait's end or the invocation's deadline.
             if started.elapsed() > LEASE_WAIT || !crate::deadline::leaves(Duration::from_secs(1)) {
                 return Err(ApiError::unavailable(
-                    "refresh_in_progress",
+                    ErrorCode::RefreshInProgress,
                     "Another refresh of this connection is taking long; retry shortly.",
                 )
                 .with_retry_after(5));
@@ -204,7 +204,7 @@ impl Connector {
                 return not_refreshed(&secret);
             }
             return Err(ApiError::unavailable(
-                "refresh_deferred",
+                ErrorCode::RefreshDeferred,
                 "The access token needs a refresh that could not finish in time; retry.",
             )
             .with_retry_after(1));
@@ -236,14 +236,14 @@ impl Connector {
                 // were refused): a failure to fix, not a reason to drop every connection.
                 tracing::error!(connection_id = id, status, error = %error, reason = %reason, event = "refresh_refused", "Zoom refused the refresh request");
                 let failure = RefreshFailure {
-                    code: "zoom_error",
+                    code: ErrorCode::ZoomError,
                     detail: format!("Zoom refused the refresh request ({error}): {reason}"),
                 };
                 self.refresh_failed(id, &secret, need, failure).await
             }
             Err(OAuthError::Unavailable(detail)) => {
                 let failure = RefreshFailure {
-                    code: "zoom_unavailable",
+                    code: ErrorCode::ZoomUnavailable,
                     detail,
                 };
                 self.refresh_failed(id, &secret, need, failure).await
@@ -383,7 +383,7 @@ impl Connector {
                 r.next_refresh_at =
                     Some(now.unix_timestamp() + backoff_secs(r.consecutive_failures));
                 r.last_error = Some(LastError {
-                    code: failure.code.into(),
+                    code: failure.code.to_string(),
                     message: format!("Refreshing failed: {}", failure.detail),
                     at: now,
                 });
@@ -391,7 +391,7 @@ impl Connector {
             .await?;
         let failures = updated.as_ref().map_or(0, |r| r.consecutive_failures);
         self.count(Metric::Refreshes, Some("failed"));
-        tracing::warn!(connection_id = id, failures, event = "refresh_failed", code = failure.code, detail = %failure.detail, "refresh failed; old tokens kept");
+        tracing::warn!(connection_id = id, failures, event = "refresh_failed", code = failure.code.as_str(), detail = %failure.detail, "refresh failed; old tokens kept");
         self.publish(
             events::CONNECTION_REFRESH_FAILED,
             serde_json::json!({ "connection_id": id, "consecutive_failures": failures, "error": { "code": failure.code, "message": failure.detail } }),
@@ -408,7 +408,7 @@ impl Connector {
             });
         }
         Err(match failure.code {
-            "zoom_unavailable" => zoom_unavailable(&failure.detail),
+            ErrorCode::ZoomUnavailable => zoom_unavailable(&failure.detail),
             _ => ApiError::new(http::StatusCode::BAD_GATEWAY, failure.code, failure.detail),
         })
     }

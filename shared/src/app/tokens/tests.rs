@@ -597,7 +597,7 @@ async fn invalid_grant_with_an_unchanged_secret_means_reauth() {
         .await
         .unwrap_err();
     assert_eq!(err.status, http::StatusCode::CONFLICT);
-    assert_eq!(err.code, "connection_needs_reauth");
+    assert_eq!(err.code, ErrorCode::ConnectionNeedsReauth);
 
     let record = rig.record(ID).await;
     assert_eq!(record.status, ConnectionStatus::NeedsReauth);
@@ -616,13 +616,13 @@ async fn invalid_grant_with_an_unchanged_secret_means_reauth() {
         .obtain_token(ID, TokenNeed::Usable)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "connection_needs_reauth");
+    assert_eq!(err.code, ErrorCode::ConnectionNeedsReauth);
     let err = rig
         .connector
         .obtain_token(ID, TokenNeed::Always)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "connection_needs_reauth");
+    assert_eq!(err.code, ErrorCode::ConnectionNeedsReauth);
     assert_eq!(rig.oauth.refreshes(), 1);
 }
 
@@ -696,7 +696,7 @@ async fn unavailable_keeps_the_old_token_counts_backs_off_and_turns_failing() {
         .obtain_token(ID, TokenNeed::ReplaceRejected("at-rt-0".into()))
         .await
         .unwrap_err();
-    assert_eq!(err.code, "zoom_unavailable");
+    assert_eq!(err.code, ErrorCode::ZoomUnavailable);
     assert_eq!(err.status, http::StatusCode::BAD_GATEWAY);
     assert!(err.retry_after_secs.is_some());
     assert_eq!(rig.record(ID).await.consecutive_failures, 2);
@@ -707,7 +707,7 @@ async fn unavailable_keeps_the_old_token_counts_backs_off_and_turns_failing() {
         .obtain_token(ID, TokenNeed::Always)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "zoom_unavailable");
+    assert_eq!(err.code, ErrorCode::ZoomUnavailable);
     let record = rig.record(ID).await;
     assert_eq!(record.consecutive_failures, 3);
     assert_eq!(record.status, ConnectionStatus::RefreshFailing);
@@ -741,7 +741,7 @@ async fn unavailable_with_an_expired_token_is_a_502_for_the_action() {
         .obtain_token(ID, TokenNeed::Usable)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "zoom_unavailable");
+    assert_eq!(err.code, ErrorCode::ZoomUnavailable);
     assert_eq!(rig.record(ID).await.consecutive_failures, 1);
 
     // Once the back-off is over, the sweep (or an action) tries again.
@@ -764,7 +764,7 @@ async fn a_refused_platform_app_is_a_failure_but_a_refused_byo_app_needs_reauth(
         .obtain_token(ID, TokenNeed::Always)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "zoom_error");
+    assert_eq!(err.code, ErrorCode::ZoomError);
     let record = rig.record(ID).await;
     assert_eq!(record.status, ConnectionStatus::Active);
     assert_eq!(record.consecutive_failures, 1);
@@ -780,7 +780,7 @@ async fn a_refused_platform_app_is_a_failure_but_a_refused_byo_app_needs_reauth(
         .obtain_token(byo, TokenNeed::Always)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "connection_needs_reauth");
+    assert_eq!(err.code, ErrorCode::ConnectionNeedsReauth);
     assert_eq!(rig.record(byo).await.status, ConnectionStatus::NeedsReauth);
 }
 
@@ -795,7 +795,7 @@ async fn a_deauthorization_during_the_refresh_is_not_undone_by_its_write() {
         .obtain_token(ID, TokenNeed::Usable)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "connection_revoked");
+    assert_eq!(err.code, ErrorCode::ConnectionRevoked);
     assert_eq!(rig.oauth.refreshes(), 1);
     assert!(
         rig.stored_secret(ID).await.is_none(),
@@ -809,7 +809,7 @@ async fn a_deauthorization_during_the_refresh_is_not_undone_by_its_write() {
     );
     // Nothing is served for it from this container either.
     let again = rig.connector.obtain_token(ID, TokenNeed::Usable).await;
-    assert_eq!(again.unwrap_err().code, "connection_revoked");
+    assert_eq!(again.unwrap_err().code, ErrorCode::ConnectionRevoked);
     assert_eq!(rig.oauth.refreshes(), 1);
 }
 
@@ -830,7 +830,10 @@ async fn no_refresh_starts_that_could_not_be_stored_before_the_deadline() {
     let err = crate::deadline::within(short, rig.connector.obtain_token(ID, TokenNeed::Usable))
         .await
         .unwrap_err();
-    assert_eq!((err.status.as_u16(), err.code), (503, "refresh_deferred"));
+    assert_eq!(
+        (err.status.as_u16(), err.code),
+        (503, ErrorCode::RefreshDeferred)
+    );
     assert_eq!(rig.oauth.refreshes(), 0);
     assert_eq!(
         rig.stored_secret(ID).await.unwrap().refresh_token.expose(),
@@ -888,7 +891,7 @@ async fn warm_containers_follow_the_record_within_a_minute() {
     other.store.delete_connection(ID).await.unwrap();
     rig.clock.advance(61);
     let err = warm().await.unwrap_err();
-    assert_eq!(err.code, "connection_not_found");
+    assert_eq!(err.code, ErrorCode::ConnectionNotFound);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -928,7 +931,7 @@ async fn if_due_with_a_missing_secret_marks_the_connection_revoked() {
         .obtain_token(ID, TokenNeed::IfDue)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "connection_revoked");
+    assert_eq!(err.code, ErrorCode::ConnectionRevoked);
     let record = rig.record(ID).await;
     assert_eq!(record.status, ConnectionStatus::Revoked);
     assert_eq!(
