@@ -38,3 +38,6 @@ pub mod telemetry;
 pub mod wiring;
 
 pub mod zoom;
+
+#[cfg(test)]
+mod layering_tests;

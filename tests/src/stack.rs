@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
-use zoom_connector::adapters::aws::dynamo::NEXT_REFRESH_INDEX;
+use zoom_connector::adapters::aws::dynamo_items::NEXT_REFRESH_INDEX;
 use zoom_connector::adapters::local::LocalStore;
 use zoom_connector::app::{Connector, Ports};
 use zoom_connector::config::Config;
@@ -135,17 +135,17 @@ pub async fn create_table(sdk: &aws_config::SdkConfig, table: &str) {
             [
                 (NEXT_REFRESH_INDEX, "refresh_shard", "next_refresh_at"),
                 (
-                    zoom_connector::adapters::aws::dynamo_listing::LIST_INDEX,
+                    zoom_connector::adapters::aws::dynamo_items::LIST_INDEX,
                     "list_shard",
                     "id",
                 ),
                 (
-                    zoom_connector::adapters::aws::dynamo_listing::LIST_STATUS_INDEX,
+                    zoom_connector::adapters::aws::dynamo_items::LIST_STATUS_INDEX,
                     "list_status",
                     "id",
                 ),
                 (
-                    zoom_connector::adapters::aws::dynamo_listing::LIST_END_USER_INDEX,
+                    zoom_connector::adapters::aws::dynamo_items::LIST_END_USER_INDEX,
                     "list_end_user",
                     "id",
                 ),

@@ -16,8 +16,8 @@ use aws_sdk_dynamodb::types::{
 use futures::StreamExt;
 use time::OffsetDateTime;
 use zoom_connector::adapters::aws::DynamoConnectionStore;
-use zoom_connector::adapters::aws::dynamo::{NEXT_REFRESH_INDEX, connection_item};
-use zoom_connector::adapters::aws::dynamo_listing::{LIST_INDEX, LIST_STATUS_INDEX};
+use zoom_connector::adapters::aws::dynamo_items::{LIST_INDEX, LIST_STATUS_INDEX};
+use zoom_connector::adapters::aws::dynamo_items::{NEXT_REFRESH_INDEX, connection_item};
 use zoom_connector::domain::{
     AuthType, ConnectionRecord, ConnectionStatus, ZoomIdentity, new_connection_id,
 };

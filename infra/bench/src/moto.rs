@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use zoom_connector::adapters::aws::AwsSecretStore;
-use zoom_connector::adapters::aws::dynamo::NEXT_REFRESH_INDEX;
+use zoom_connector::adapters::aws::dynamo_items::NEXT_REFRESH_INDEX;
 use zoom_connector::ports::SecretStore;
 use zoom_connector::secret::SecretString;
 

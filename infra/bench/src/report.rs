@@ -9,7 +9,7 @@ use crate::machine::{Machine, Packages};
 use crate::overhead::{LevelResult, OverheadResult};
 use crate::processes::Memory;
 use crate::sweep::SweepResult;
-use zoom_connector::adapters::aws::dynamo_listing::LIST_SHARDS;
+use zoom_connector::adapters::aws::dynamo_items::LIST_SHARDS;
 use zoom_connector_bench::stats::Percentiles;
 
 /// Budgets of DESIGN.md "Performance budget".

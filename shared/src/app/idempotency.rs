@@ -8,9 +8,7 @@ use http::StatusCode;
 use crate::app::Connector;
 use crate::app::jittered;
 use crate::domain::error::{ApiError, ErrorCode};
-use crate::domain::idempotency::{
-    IDEMPOTENCY_STALE_SECS, IDEMPOTENCY_TTL_SECS, IdempotentAnswer, in_progress_record,
-};
+use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, IdempotentAnswer};
 use crate::ports::ItemKind;
 
 pub enum IdempotencyStart {
@@ -34,7 +32,7 @@ impl Connector {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let now = self.now_unix();
-            let value = in_progress_record(now, fingerprint);
+            let value = IdempotencyRecord::in_progress(now, fingerprint).to_value();
             if self
                 .store
                 .create_item(
@@ -58,21 +56,14 @@ impl Connector {
             let Some(item) = self.store.get_item(ItemKind::Idempotency, key, now).await? else {
                 continue;
             };
-            match item.value["state"].as_str() {
-                Some("done") => {
-                    let answer: IdempotentAnswer =
-                        serde_json::from_value(item.value["answer"].clone())
-                            .map_err(|_| ApiError::internal("corrupt idempotency record"))?;
+            match IdempotencyRecord::from_value(&item.value) {
+                Some(IdempotencyRecord::Done { answer, .. }) => {
                     return Ok(IdempotencyStart::Done(answer));
                 }
-                _ if item.value["outcome_unknown"] == true
-                    || item.value["started_at"]
-                        .as_i64()
-                        .is_some_and(|t| now - t > IDEMPOTENCY_STALE_SECS) =>
-                {
+                Some(record) if record.takeable(now) => {
                     // Its worker died mid-way, or gave up not knowing whether Zoom created
                     // the meeting: take over (the caller looks at Zoom first).
-                    let value = in_progress_record(now, fingerprint);
+                    let value = IdempotencyRecord::in_progress(now, fingerprint).to_value();
                     if self
                         .store
                         .replace_item(
@@ -86,11 +77,12 @@ impl Connector {
                     {
                         return Ok(IdempotencyStart::Started {
                             version: item.version + 1,
-                            resumed_from: item.value["started_at"].as_i64(),
+                            resumed_from: record.started_at(),
                         });
                     }
                 }
-                _ => {}
+                Some(_) => {}
+                None => return Err(ApiError::internal("corrupt idempotency record")),
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(ApiError::new(
@@ -111,7 +103,7 @@ impl Connector {
         answer: &IdempotentAnswer,
     ) -> Result<(), ApiError> {
         let now = self.now_unix();
-        let value = serde_json::json!({ "state": "done", "answer": answer, "fingerprint": answer.fingerprint });
+        let value = IdempotencyRecord::done(answer.clone()).to_value();
         if !self
             .store
             .replace_item(
@@ -140,8 +132,12 @@ impl Connector {
         started_at: i64,
     ) {
         let now = self.now_unix();
-        let mut value = in_progress_record(started_at, fingerprint);
-        value["outcome_unknown"] = true.into();
+        let value = IdempotencyRecord::InProgress {
+            started_at,
+            fingerprint: fingerprint.to_owned(),
+            outcome_unknown: true,
+        }
+        .to_value();
         if let Err(e) = self
             .store
             .replace_item(

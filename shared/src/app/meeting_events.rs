@@ -24,7 +24,7 @@ use super::actions::meetings::MeetingEvent;
 use super::idempotency::IdempotencyStart;
 use super::{Connector, events};
 use crate::domain::error::{ApiError, ErrorCode};
-use crate::domain::idempotency::{IDEMPOTENCY_STALE_SECS, IdempotentAnswer};
+use crate::domain::idempotency::{IDEMPOTENCY_STALE_SECS, IdempotencyRecord, IdempotentAnswer};
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
 
@@ -230,8 +230,7 @@ impl Connector {
             body: serde_json::json!({ "error": { "code": e.code, "message": e.detail } }),
             fingerprint: fingerprint.to_owned(),
         };
-        let value =
-            serde_json::json!({ "state": "done", "answer": answer, "fingerprint": fingerprint });
+        let value = IdempotencyRecord::done(answer).to_value();
         let kept = self
             .store
             .replace_item(

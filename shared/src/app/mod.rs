@@ -52,7 +52,7 @@ pub struct Connector {
     pub oauth: Arc<dyn ZoomOAuth>,
     pub zoom: Arc<dyn ZoomApi>,
     pub clock: Arc<dyn Clock>,
-    pub keys: Arc<keys::KeyCache>,
+    pub keys: Arc<keys::cache::KeyCache>,
     pub tokens: Arc<tokens::cache::TokenCache>,
     /// In memory by default; EMF on Lambda (see `lambda::init`).
     pub metrics: Arc<dyn crate::metrics::MetricsSink>,
@@ -80,7 +80,7 @@ impl Connector {
             oauth: ports.oauth,
             zoom: ports.zoom,
             clock: ports.clock,
-            keys: Arc::new(keys::KeyCache::default()),
+            keys: Arc::new(keys::cache::KeyCache::default()),
             tokens: Arc::new(tokens::cache::TokenCache::default()),
             metrics: Arc::new(crate::metrics::MemoryMetrics::default()),
             instance_id: format!("inst_{}", uuid::Uuid::new_v4().simple()).into(),

@@ -10,6 +10,7 @@ use sha2::Sha256;
 use super::tokens::refresh::LEASE_SECS;
 use super::{Connector, events};
 use crate::domain::error::{ApiError, ErrorCode};
+use crate::domain::lease::Lease;
 use crate::domain::{ConnectionStatus, ZoomIdentity, connection_secret_name, identity_key};
 use crate::ports::ItemKind;
 use crate::secret::{SecretString, sha256_hex};
@@ -546,7 +547,12 @@ impl Connector {
         let deadline = tokio::time::Instant::now() + LEASE_WAIT;
         loop {
             let now = self.now_unix();
-            let value = serde_json::json!({ "owner": &*self.instance_id, "at": now, "purpose": "deauthorize" });
+            let value = Lease {
+                owner: self.instance_id.to_string(),
+                at: now,
+                purpose: Some("deauthorize".into()),
+            }
+            .to_value();
             match self
                 .store
                 .create_item(ItemKind::Lease, id, &value, Some(now + LEASE_SECS), now)

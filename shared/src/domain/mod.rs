@@ -8,6 +8,7 @@ use crate::secret::SecretString;
 
 pub mod error;
 pub mod idempotency;
+pub mod lease;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

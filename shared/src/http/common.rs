@@ -8,21 +8,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 
+use super::limits::{BODY_LIMIT, limit_request_head};
 use super::problem::{not_found, problem_for_framework_errors};
 use crate::app::Connector;
 use crate::app::actions::PassThrough;
 use crate::domain::error::{ApiError, ErrorCode};
-
-/// Request bodies above this are refused with 413 `payload_too_large`.
-pub const BODY_LIMIT: usize = 1024 * 1024;
-
-/// Header fields (names and values) above this in total are refused with 431
-/// `headers_too_large`. On AWS, API Gateway refuses request heads above 10,240 bytes before
-/// they get here; locally hyper alone would accept about 400 KB.
-pub const HEADERS_LIMIT: usize = 32 * 1024;
-
-/// Request targets (path and query) longer than this are refused with 414 `uri_too_long`.
-pub const URI_LIMIT: usize = 16 * 1024;
 
 /// Adds the shared layers and the state.
 pub fn finish(routes: Router<Connector>, connector: Connector) -> Router {
@@ -45,36 +35,6 @@ pub fn finish(routes: Router<Connector>, connector: Connector) -> Router {
             ),
         )
         .with_state(connector)
-}
-
-/// Refuses oversized request heads before any handler (or the API-key lookup) runs.
-async fn limit_request_head(request: Request, next: Next) -> Response {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
-    if target > URI_LIMIT {
-        return ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            ErrorCode::UriTooLong,
-            format!("The request path and query are longer than {URI_LIMIT} bytes."),
-        )
-        .into_response();
-    }
-    let headers: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if headers > HEADERS_LIMIT {
-        return ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ErrorCode::HeadersTooLarge,
-            format!("The request headers are larger than {HEADERS_LIMIT} bytes in total."),
-        )
-        .into_response();
-    }
-    next.run(request).await
 }
 
 /// Backend routes: `Authorization: Bearer <api key>` (the current or the previous key),
@@ -192,6 +152,7 @@ pub fn no_content(answer: PassThrough) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::limits::{HEADERS_LIMIT, URI_LIMIT};
     use axum::routing::get;
     use proptest::prelude::*;
 
@@ -277,7 +238,7 @@ mod tests {
                 "/p/{n}",
                 get(|axum::extract::Path(_): axum::extract::Path<u32>| async { "ok" }),
             )
-            .merge(crate::http::meta::routes());
+            .merge(crate::http::description_routes());
         (finish(routes, connector), dir)
     }
 

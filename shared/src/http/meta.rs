@@ -1,29 +1,8 @@
-//! `/healthz` and `/openapi.json`.
+//! `GET /healthz`.
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-
-use crate::app::Connector;
-
-/// `/healthz` and `/openapi.json`.
-pub fn routes() -> Router<Connector> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi_json))
-}
+use axum::Json;
 
 #[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "The service is up", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
-}
-
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "This document")))]
-pub async fn openapi_json() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::openapi::document_json(),
-    )
-        .into_response()
 }

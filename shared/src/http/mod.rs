@@ -5,6 +5,7 @@ pub mod callback;
 pub mod common;
 pub mod connect;
 pub mod connections;
+pub mod limits;
 pub mod meta;
 pub mod openapi;
 pub mod pages;
@@ -41,7 +42,7 @@ pub fn callback_router(connector: Connector) -> Router {
 /// actions function: `/connections/**`, plus `/healthz` and `/openapi.json`.
 pub fn actions_router(connector: Connector) -> Router {
     common::finish(
-        actions_routes(connector.clone()).merge(meta::routes()),
+        actions_routes(connector.clone()).merge(description_routes()),
         connector,
     )
 }
@@ -58,7 +59,7 @@ pub fn all_routes(connector: Connector) -> Router<Connector> {
         .merge(callback::routes())
         .merge(webhooks::routes())
         .merge(actions_routes(connector))
-        .merge(meta::routes())
+        .merge(description_routes())
 }
 
 /// The actions function's routes: connections, Zoom actions, the proxy (API key, timed).
@@ -117,4 +118,11 @@ async fn time_action(
             .record(crate::metrics::Metric::ActionLatency, None, ms);
     }
     response
+}
+
+/// `/healthz` and `/openapi.json` (served by the actions function).
+pub fn description_routes() -> Router<Connector> {
+    Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/openapi.json", get(openapi::openapi_json))
 }

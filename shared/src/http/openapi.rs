@@ -5,6 +5,9 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
 use super::{callback, connect, connections, meta, proxy, webhooks, zoom_actions};
 
 struct ApiKeyScheme;
@@ -24,7 +27,7 @@ impl Modify for ApiKeyScheme {
     info(title = "Zoom connector", description = "Connect Zoom accounts and act on them (see docs/api.md)."),
     modifiers(&ApiKeyScheme),
     paths(
-        meta::healthz, meta::openapi_json,
+        meta::healthz, openapi_json,
         connect::create_session, connect::connect_page, connect::connect_js, connect::session_status, connect::connect_submit, callback::oauth_callback, webhooks::zoom_webhook, webhooks::zoom_app_webhook,
         connections::list_connections, connections::get_connection, connections::delete_connection, connections::refresh_connection,
         zoom_actions::zoom_me, zoom_actions::create_meeting, zoom_actions::get_meeting, zoom_actions::update_meeting, zoom_actions::delete_meeting,
@@ -40,6 +43,15 @@ static DOCUMENT: LazyLock<String> =
 
 pub fn document_json() -> String {
     DOCUMENT.clone()
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "This document")))]
+pub async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

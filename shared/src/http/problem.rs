@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::common::BODY_LIMIT;
+use super::limits::BODY_LIMIT;
 use crate::domain::error::{ApiError, ErrorCode};
 
 impl IntoResponse for ApiError {

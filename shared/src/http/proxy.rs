@@ -5,7 +5,8 @@ use axum::extract::{Path, Request, State};
 use axum::http::header;
 use axum::response::Response;
 
-use super::common::{BODY_LIMIT, pass};
+use super::common::pass;
+use super::limits::BODY_LIMIT;
 use crate::app::Connector;
 use crate::app::actions::{PassThrough, ZoomCall};
 use crate::domain::error::ApiError;

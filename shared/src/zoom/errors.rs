@@ -5,8 +5,9 @@ use http::StatusCode;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::exchange::{ZoomResponse, ZoomTransportError};
+use super::profile;
 use crate::domain::error::{ApiError, ErrorCode, ZoomErrorInfo};
-use crate::ports::{ZoomResponse, ZoomTransportError};
 
 #[derive(Deserialize)]
 struct ZoomErrorBody {
@@ -52,8 +53,8 @@ fn secs_to_next_utc_midnight(now: OffsetDateTime) -> u64 {
 pub fn rate_limit_retry_after(response: &ZoomResponse, now: OffsetDateTime) -> u64 {
     retry_after_secs(response.header("retry-after"), now).unwrap_or_else(|| {
         let daily = response
-            .header("x-ratelimit-type")
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("daily-limit"));
+            .header(profile::RATE_LIMIT_TYPE_HEADER)
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(profile::DAILY_LIMIT));
         if daily {
             secs_to_next_utc_midnight(now)
         } else {
@@ -89,7 +90,7 @@ pub fn map_zoom_error(response: &ZoomResponse, now: OffsetDateTime) -> ApiError 
             format!("Zoom's rate limit was reached: {message}"),
         )
         .with_retry_after(rate_limit_retry_after(response, now)),
-        (_, Some(4711)) => ApiError::new(
+        (_, Some(profile::SCOPE_MISSING_CODE)) => ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::ZoomScopeMissing,
             format!(

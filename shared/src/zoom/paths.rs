@@ -1,6 +1,7 @@
 //! Paths toward Zoom: meeting ids and UUIDs (double-encoded where Zoom decodes once before
 //! routing), proxy paths that must stay below the API base, and Zoom's API hosts.
 
+use super::profile;
 use super::schema::field_error;
 use crate::domain::error::ApiError;
 
@@ -33,7 +34,7 @@ pub fn meeting_path_segment(id: &str) -> Result<String, ApiError> {
         return Err(invalid());
     }
     let once = urlencoding_component(&id);
-    if id.starts_with('/') || id.contains("//") {
+    if profile::uuid_needs_double_encoding(&id) {
         Ok(urlencoding_component(&once))
     } else {
         Ok(once)
@@ -96,10 +97,10 @@ pub(crate) fn percent_decode(value: &str) -> Option<String> {
 
 /// `api.zoom.us` or a regional `api-<region>.zoom.us`.
 pub fn is_zoom_api_host(host: &str) -> bool {
-    host == "api.zoom.us"
+    host == profile::API_HOST
         || host
-            .strip_prefix("api-")
-            .and_then(|rest| rest.strip_suffix(".zoom.us"))
+            .strip_prefix(profile::REGIONAL_API_HOST_PREFIX)
+            .and_then(|rest| rest.strip_suffix(profile::REGIONAL_API_HOST_SUFFIX))
             .is_some_and(|region| {
                 !region.is_empty() && region.chars().all(|c| c.is_ascii_lowercase())
             })

@@ -1,8 +1,51 @@
-//! Zoom's webhook quirks, as data: header names, which field names the Zoom user an event is
-//! about (per event family), which events are not triggers, and what counts as a credential in
-//! a payload. Pure: no ports, no I/O.
+//! Zoom's quirks, as data, in one place: what its REST API, its OAuth server and its webhooks
+//! do that a reader of their docs would not guess (ZOOM.md has the sources). The rest of
+//! `zoom/` and `app/` read these; a quirk that changes is changed here. Pure: no ports, no I/O.
 
 use serde_json::Value;
+
+// ---- REST API ----
+
+/// Zoom's error `code` for "the token lacks a scope this call needs" (with any status).
+pub const SCOPE_MISSING_CODE: i64 = 4711;
+
+/// A 429 names its limit here; `daily-limit` ones (e.g. meetings created per user per day)
+/// reset at midnight UTC and may come without a `Retry-After`.
+pub const RATE_LIMIT_TYPE_HEADER: &str = "x-ratelimit-type";
+pub const DAILY_LIMIT: &str = "daily-limit";
+
+/// `GET /users/{id}/recordings` silently cuts a `from`–`to` range longer than a month; 28
+/// days is within a month in any month.
+pub const RECORDINGS_WINDOW_DAYS: i64 = 28;
+
+/// Meeting passcodes: at most this many characters, of ASCII letters, digits and
+/// [`PASSCODE_SYMBOLS`] (Zoom's schema says only "string").
+pub const PASSCODE_MAX_CHARS: usize = 10;
+pub const PASSCODE_SYMBOLS: &[char] = &['@', '-', '_', '*'];
+
+/// Zoom decodes a path once before routing, so a meeting UUID that starts with `/` or
+/// contains `//` must be percent-encoded twice; other UUIDs once.
+pub fn uuid_needs_double_encoding(uuid: &str) -> bool {
+    uuid.starts_with('/') || uuid.contains("//")
+}
+
+/// The REST API's hosts: `api.zoom.us`, or a regional `api-<region>.zoom.us` that the token
+/// answer's `api_url` names for accounts in another data region.
+pub const API_HOST: &str = "api.zoom.us";
+pub const REGIONAL_API_HOST_PREFIX: &str = "api-";
+pub const REGIONAL_API_HOST_SUFFIX: &str = ".zoom.us";
+
+// ---- OAuth ----
+
+/// Token-endpoint errors that mean the connection's grant is gone for good (reconnect):
+/// `invalid_grant` always (refresh token used, expired or revoked); `invalid_client` only for
+/// a bring-your-own app (its secret was rotated or the app deleted). For the platform app,
+/// `invalid_client` is the operator's configuration, not the connection's fault.
+pub fn grant_is_dead(oauth_error: &str, byo_app: bool) -> bool {
+    oauth_error == "invalid_grant" || (oauth_error == "invalid_client" && byo_app)
+}
+
+// ---- Webhooks ----
 
 /// `x-zm-request-timestamp`: unix seconds (milliseconds accepted too) of the signature.
 pub const TIMESTAMP_HEADER: &str = "x-zm-request-timestamp";

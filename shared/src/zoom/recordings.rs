@@ -38,8 +38,8 @@ pub struct RecordingsCursor {
     pub page_size: Option<u32>,
 }
 
-/// Zoom cuts ranges longer than a month silently; 28 days is within a month in any month.
-const WINDOW_DAYS: i64 = 28;
+/// One call's range (see the profile).
+const WINDOW_DAYS: i64 = super::profile::RECORDINGS_WINDOW_DAYS;
 
 /// Empty windows walked in one request before answering with a cursor.
 pub const MAX_WINDOWS_PER_CALL: usize = 13;

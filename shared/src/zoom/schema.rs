@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use super::profile;
 use crate::domain::error::ApiError;
 
 /// Zoom's published description of the endpoints we call (structure only).
@@ -91,10 +92,10 @@ fn schema_errors(
 
 /// Zoom's passcode rule: at most 10 of `[a-z A-Z 0-9 @ - _ *]`.
 fn valid_meeting_password(password: &str) -> bool {
-    password.chars().count() <= 10
+    password.chars().count() <= profile::PASSCODE_MAX_CHARS
         && password
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_' | '*'))
+            .all(|c| c.is_ascii_alphanumeric() || profile::PASSCODE_SYMBOLS.contains(&c))
 }
 
 /// Validates a create/update meeting body against Zoom's schema and the `start_time` and

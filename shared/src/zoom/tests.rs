@@ -251,7 +251,7 @@ mod hostile_input_tests {
     }
 }
 
-mod tests {
+mod zoom_rules {
     use super::super::{errors::*, paths::*, recordings::*, schema::*};
 
     use crate::zoom::exchange::ZoomResponse;

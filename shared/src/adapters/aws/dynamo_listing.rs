@@ -26,34 +26,11 @@
 
 use aws_config::retry::RetryConfig;
 
-use super::classify;
-use super::dynamo::*;
+use super::dynamo::DynamoConnectionStore;
+use super::dynamo_items::*;
+use super::sdk::classify;
 use crate::domain::{ConnectionRecord, ConnectionStatus};
 use crate::ports::StoreResult;
-
-/// Connection records by `list_shard`, ordered by `id`.
-pub const LIST_INDEX: &str = "list-index";
-
-/// Connection records by `list_status` (`"{status}#{shard}"`), ordered by `id`.
-pub const LIST_STATUS_INDEX: &str = "list-status-index";
-
-/// Connection records with an end user, by `list_end_user` (the end user id), ordered by `id`.
-pub const LIST_END_USER_INDEX: &str = "list-end-user-index";
-
-/// How many partitions the listing indexes spread connection records over. Fixed: changing it
-/// means rewriting every record's `list_shard`/`list_status`.
-pub const LIST_SHARDS: u8 = 8;
-
-/// The listing shard of a connection: a stable hash of its id (never changes for a record).
-pub fn list_shard(id: &str) -> u8 {
-    let hex = crate::secret::sha256_hex(id);
-    let first = u8::from_str_radix(&hex[..2], 16).unwrap_or(0);
-    first % LIST_SHARDS
-}
-
-pub(super) fn list_status_key(status: ConnectionStatus, shard: u8) -> String {
-    format!("{}#{shard}", status.as_str())
-}
 
 /// Items per shard query: the shard's expected share of the page plus half again and a little
 /// (ids are uniform over shards), so most pages need one query per shard.

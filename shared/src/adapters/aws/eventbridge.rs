@@ -39,7 +39,7 @@
 //! Records written before these indexes existed get `list_shard`/`list_status` on their next
 //! write; until then they are not listed (a one-off backfill rewrites them, see the report).
 
-use super::{classify, own_retry_partition};
+use super::sdk::{classify, own_retry_partition};
 use crate::domain::error::StoreError;
 use crate::ports::{EventBus, StoreResult};
 use async_trait::async_trait;

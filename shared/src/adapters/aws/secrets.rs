@@ -40,7 +40,7 @@
 //! Records written before these indexes existed get `list_shard`/`list_status` on their next
 //! write; until then they are not listed (a one-off backfill rewrites them, see the report).
 
-use super::{classify, own_retry_partition};
+use super::sdk::{classify, own_retry_partition};
 use crate::ports::{SecretStore, StoreResult};
 use crate::secret::SecretString;
 use async_trait::async_trait;

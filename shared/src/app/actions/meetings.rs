@@ -13,7 +13,7 @@ use crate::app::Connector;
 use crate::app::actions::{PassThrough, ZoomCall};
 use crate::app::idempotency::IdempotencyStart;
 use crate::domain::error::{ApiError, ErrorCode};
-use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotentAnswer};
+use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotentAnswer, MeetingClaim};
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
 use crate::zoom::schema::validate_meeting;
@@ -296,7 +296,10 @@ impl Connector {
     ) -> Result<bool, ApiError> {
         let now = self.now_unix();
         let claim = meeting_claim_key(meeting_id);
-        let value = serde_json::json!({ "event_key": key });
+        let value = serde_json::to_value(MeetingClaim {
+            event_key: key.to_owned(),
+        })
+        .unwrap_or_default();
         if self
             .store
             .create_item(
@@ -314,7 +317,9 @@ impl Connector {
             .store
             .get_item(ItemKind::Idempotency, &claim, now)
             .await?;
-        Ok(holder.is_some_and(|h| h.value["event_key"].as_str() == Some(key)))
+        Ok(holder.is_some_and(|h| {
+            serde_json::from_value::<MeetingClaim>(h.value).is_ok_and(|c| c.event_key == key)
+        }))
     }
 
     /// A meeting this connection created at Zoom since a dead worker started (`since`) that

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::*;
 use crate::domain::ConnectionRecord;
+use crate::secret::SecretString;
 
 /// Warm-container state: cached access tokens and per-connection single-flight locks.
 #[derive(Default)]
@@ -134,4 +134,12 @@ impl TokenCache {
         }
         locks.entry(id.to_owned()).or_default().clone()
     }
+}
+
+/// A token an action can use, and the API base it belongs to.
+#[derive(Clone, Debug)]
+pub struct UsableToken {
+    pub access_token: SecretString,
+    pub expires_at: OffsetDateTime,
+    pub api_base: String,
 }

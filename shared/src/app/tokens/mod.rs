@@ -39,6 +39,7 @@ use crate::domain::{
 use crate::secret::{SecretString, sha256_hex};
 use crate::zoom::paths::is_zoom_api_host;
 use cache::CacheHit;
+pub use cache::UsableToken;
 
 /// An old access token is still handed out while it lives at least this long.
 const STILL_VALID_SECS: i64 = 30;
@@ -46,14 +47,6 @@ const STILL_VALID_SECS: i64 = 30;
 /// Before declaring a connection dead on `invalid_grant`, look again after this pause: a
 /// refresh whose answer was still in flight elsewhere is written right after it arrives.
 const REAUTH_RECHECK: Duration = Duration::from_millis(400);
-
-/// A token an action can use, and the API base it belongs to.
-#[derive(Clone, Debug)]
-pub struct UsableToken {
-    pub access_token: SecretString,
-    pub expires_at: OffsetDateTime,
-    pub api_base: String,
-}
 
 /// What a caller needs from [`Connector::obtain_token`].
 #[derive(Clone, Debug)]

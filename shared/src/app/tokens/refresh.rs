@@ -8,6 +8,7 @@ use super::*;
 use crate::app::sweep::SweepPace;
 use crate::app::{Connector, ZOOM_OAUTH_TIMEOUT, events};
 use crate::domain::error::ApiError;
+use crate::domain::lease::Lease;
 use crate::domain::{
     AuthType, ConnectionRecord, ConnectionSecret, ConnectionStatus, LastError, TokenSet,
 };
@@ -45,7 +46,7 @@ struct RefreshFailure {
 /// `invalid_grant` (rotated, revoked, expired), or a BYO app whose credentials no longer work
 /// (only the user can fix that, by reconnecting with the new ones).
 fn refresh_token_is_dead(error: &str, auth_type: AuthType) -> bool {
-    error == "invalid_grant" || (error == "invalid_client" && auth_type == AuthType::ByoApp)
+    crate::zoom::profile::grant_is_dead(error, auth_type == AuthType::ByoApp)
 }
 
 /// Seconds to wait before refreshing again after `failures` failures in a row.
@@ -56,7 +57,12 @@ pub(super) fn backoff_secs(failures: u32) -> i64 {
 impl Connector {
     async fn take_lease(&self, id: &str) -> Result<Option<u64>, ApiError> {
         let now = self.now_unix();
-        let value = serde_json::json!({ "owner": &*self.instance_id, "at": now });
+        let value = Lease {
+            owner: self.instance_id.to_string(),
+            at: now,
+            purpose: None,
+        }
+        .to_value();
         if !self
             .store
             .create_item(ItemKind::Lease, id, &value, Some(now + LEASE_SECS), now)
@@ -67,14 +73,19 @@ impl Connector {
         // Our own write: its version identifies our lease for the conditional release.
         let item = self.store.get_item(ItemKind::Lease, id, now).await?;
         Ok(item
-            .filter(|i| i.value["owner"].as_str() == Some(&*self.instance_id))
+            .filter(|i| Lease::is_held_by(&i.value, &self.instance_id))
             .map(|i| i.version))
     }
 
     /// Extends our lease by another `LEASE_SECS` if we still hold it (`lease` is its version).
     pub(super) async fn renew_lease(&self, id: &str, lease: &mut u64) {
         let now = self.now_unix();
-        let value = serde_json::json!({ "owner": &*self.instance_id, "at": now });
+        let value = Lease {
+            owner: self.instance_id.to_string(),
+            at: now,
+            purpose: None,
+        }
+        .to_value();
         match self
             .store
             .replace_item(ItemKind::Lease, id, &value, Some(now + LEASE_SECS), *lease)

@@ -11,19 +11,18 @@
 //! - when a re-read fails (Secrets Manager unavailable) the last copy keeps serving for up to
 //!   [`MAX_STALE`], retried every [`FAILED_READ_BACKOFF`], rather than failing every request.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-use subtle::{Choice, ConstantTimeEq};
-use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
+
+pub mod cache;
 
 use super::Connector;
 use crate::domain::ClientCredentials;
 use crate::domain::error::{ApiError, ErrorCode};
-use crate::secret::{SecretString, sha256_hex};
+use crate::secret::SecretString;
+use cache::*;
 
 /// After a delivery the cached token did not verify (none stored, or another one), the secret
 /// is read again, but at most this often per app: a connection in another container may just
@@ -44,161 +43,11 @@ pub fn app_webhook_secret_name(prefix: &str, client_id: &str) -> Option<String> 
     valid.then(|| format!("{prefix}/apps/{client_id}/webhook"))
 }
 
-/// Contents of an app's webhook secret.
-#[derive(Clone, Debug, serde::Serialize, Deserialize)]
-pub struct AppWebhookSecret {
-    pub webhook_secret_token: SecretString,
-}
-
 /// How often an unknown API key may make a container re-read the connector secret.
 pub const UNKNOWN_KEY_RECHECK: Duration = Duration::from_secs(10);
 
-/// How long a copy keeps serving while the secret store cannot be read.
-pub const MAX_STALE: Duration = Duration::from_secs(15 * 60);
-
-/// Between failed re-reads: requests meanwhile use the last copy without an AWS call.
-pub const FAILED_READ_BACKOFF: Duration = Duration::from_secs(5);
-
 /// The platform app changes rarely and is not an authorization: a longer cache.
 const PLATFORM_MAX_AGE: Duration = Duration::from_secs(300);
-
-/// Contents of the `connector` secret.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ConnectorKeys {
-    pub api_key: SecretString,
-    /// The old API key, accepted too while backends move to the new one; remove it to end
-    /// the rotation.
-    #[serde(default)]
-    pub previous_api_key: Option<SecretString>,
-    #[serde(default)]
-    pub webhook_secret_token: Option<SecretString>,
-    /// The old webhook token, accepted too during a rotation window.
-    #[serde(default)]
-    pub previous_webhook_secret_token: Option<SecretString>,
-}
-
-impl ConnectorKeys {
-    pub fn webhook_tokens(&self) -> impl Iterator<Item = &SecretString> {
-        self.webhook_secret_token
-            .iter()
-            .chain(self.previous_webhook_secret_token.iter())
-            .filter(|t| !t.expose().is_empty())
-    }
-
-    /// Whether `presented` is the API key or the previous one. Both are always compared,
-    /// as fixed-length hashes, so the time taken tells neither which one matched nor how
-    /// much of a key or its length was right.
-    pub fn accepts_api_key(&self, presented: &str) -> bool {
-        let presented = sha256_hex(presented);
-        let mut matched = Choice::from(0);
-        for key in [Some(&self.api_key), self.previous_api_key.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter(|k| !k.expose().is_empty())
-        {
-            matched |= sha256_hex(key.expose())
-                .as_bytes()
-                .ct_eq(presented.as_bytes());
-        }
-        matched.into()
-    }
-}
-
-/// One cached secret: the value, when it was read, and when a failed re-read may be retried.
-struct Cached<T> {
-    value: Arc<T>,
-    read_at: Instant,
-    retry_at: Option<Instant>,
-}
-
-struct Slot<T> {
-    current: RwLock<Option<Cached<T>>>,
-    /// Single flight: one re-read at a time per container.
-    reading: Mutex<()>,
-}
-
-impl<T> Default for Slot<T> {
-    fn default() -> Self {
-        Self {
-            current: RwLock::new(None),
-            reading: Mutex::new(()),
-        }
-    }
-}
-
-/// Why a slot is read.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Need {
-    /// A copy younger than the maximum age.
-    Fresh,
-    /// A copy read after this instant (an unknown key asks for a newer one).
-    ReadAfter(Instant),
-}
-
-impl<T> Slot<T> {
-    /// The cached value if it serves `need` without a read (or may not be re-read yet).
-    async fn usable(&self, need: Need, max_age: Duration) -> Option<Arc<T>> {
-        let guard = self.current.read().await;
-        let c = guard.as_ref()?;
-        let now = Instant::now();
-        let serves = match need {
-            Need::Fresh => now.duration_since(c.read_at) < max_age,
-            Need::ReadAfter(at) => c.read_at > at,
-        };
-        let backing_off =
-            c.retry_at.is_some_and(|r| now < r) && now.duration_since(c.read_at) < MAX_STALE;
-        (serves || backing_off).then(|| c.value.clone())
-    }
-
-    async fn get<F, Fut>(&self, need: Need, max_age: Duration, read: F) -> Result<Arc<T>, ApiError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<T, ApiError>>,
-    {
-        if let Some(v) = self.usable(need, max_age).await {
-            return Ok(v);
-        }
-        let _reading = self.reading.lock().await;
-        // Whoever held the lock before us may just have read it.
-        if let Some(v) = self.usable(need, max_age).await {
-            return Ok(v);
-        }
-        match read().await {
-            Ok(value) => {
-                let value = Arc::new(value);
-                *self.current.write().await = Some(Cached {
-                    value: value.clone(),
-                    read_at: Instant::now(),
-                    retry_at: None,
-                });
-                Ok(value)
-            }
-            Err(e) => {
-                let mut guard = self.current.write().await;
-                match guard.as_mut() {
-                    Some(c) if c.read_at.elapsed() < MAX_STALE => {
-                        tracing::warn!(error = %e, "re-reading a connector secret failed; using the last copy");
-                        c.retry_at = Some(Instant::now() + FAILED_READ_BACKOFF);
-                        Ok(c.value.clone())
-                    }
-                    _ => Err(e),
-                }
-            }
-        }
-    }
-
-    async fn read_at(&self) -> Option<Instant> {
-        self.current.read().await.as_ref().map(|c| c.read_at)
-    }
-}
-
-#[derive(Default)]
-pub struct KeyCache {
-    connector: Slot<ConnectorKeys>,
-    platform: Slot<ClientCredentials>,
-    /// Bring-your-own apps' webhook tokens by client ID (`None`: the app has none).
-    apps: RwLock<HashMap<String, (Instant, Option<SecretString>)>>,
-}
 
 impl Connector {
     async fn read_json_secret<T: serde::de::DeserializeOwned>(
@@ -362,5 +211,4 @@ impl ClassifyName for serde_json::Error {
 }
 
 #[cfg(test)]
-#[path = "keys_tests.rs"]
 mod tests;
