@@ -115,19 +115,108 @@ pub(crate) struct Livestream {
     pub stream_key: String,
     pub page_url: String,
     pub resolution: String,
+    /// The last `PATCH .../livestream/status` action (`start`, `stop`, `mode`), if any.
+    pub status: Option<String>,
 }
 
+/// A per-occurrence change of a recurring meeting (`occurrence_id` on PATCH/DELETE).
+#[derive(Clone, Default)]
+pub(crate) struct OccurrenceOverride {
+    pub start_time: Option<OffsetDateTime>,
+    pub duration: Option<i64>,
+    pub deleted: bool,
+}
+
+/// One registration for a meeting or webinar.
+#[derive(Clone)]
+pub(crate) struct Registrant {
+    pub id: String,
+    /// The registration form as sent (email, first_name, last_name, address, ...).
+    pub form: serde_json::Map<String, serde_json::Value>,
+    pub status: &'static str,
+    pub create_time: OffsetDateTime,
+    /// Occurrences registered for; empty means all.
+    pub occurrence_ids: Vec<String>,
+    pub join_url: String,
+    pub participant_pin_code: i64,
+}
+
+/// A meeting in progress (started through the control API).
+#[derive(Clone)]
+pub(crate) struct LiveInstance {
+    pub start_time: OffsetDateTime,
+    pub participants: Vec<crate::types::SimParticipant>,
+}
+
+/// A meeting or webinar. Webinars live in `Inner::webinars` with the same shape.
 pub(crate) struct Meeting {
     pub id: i64,
     pub host_id: String,
     /// The meeting as Zoom renders it (id, uuid, topic, settings, ...); PATCH merges into it.
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub livestream: Livestream,
+    pub occurrence_overrides: HashMap<String, OccurrenceOverride>,
+    pub registrants: Vec<Registrant>,
+    pub live: Option<LiveInstance>,
+}
+
+/// A held (ended) instance of a meeting: what `/past_meetings` answers from.
+#[derive(Clone)]
+pub(crate) struct PastInstance {
+    pub meeting_id: i64,
+    pub uuid: String,
+    pub host_id: String,
+    pub host_email: String,
+    pub host_name: String,
+    pub topic: String,
+    pub meeting_type: i64,
+    pub start_time: OffsetDateTime,
+    pub end_time: OffsetDateTime,
+    pub participants: Vec<crate::types::SimParticipant>,
+}
+
+/// An AI Companion summary attached to a meeting instance.
+#[derive(Clone)]
+pub(crate) struct StoredSummary {
+    pub meeting_id: i64,
+    pub meeting_uuid: String,
+    pub host_id: String,
+    pub host_email: String,
+    pub topic: String,
+    pub start_time: OffsetDateTime,
+    pub end_time: OffsetDateTime,
+    pub created: OffsetDateTime,
+    pub summary: crate::types::SimMeetingSummary,
+}
+
+/// A `download_access_token` handed out with a meeting's recordings.
+#[derive(Clone)]
+pub(crate) struct DownloadToken {
+    pub user_id: String,
+    pub recording_uuid: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Where a list answer continues (every list but recordings): the keys of the whole list as
+/// it was when the first page was asked for, so pages never repeat or skip an item.
+#[derive(Clone)]
+pub(crate) struct PageToken {
+    pub owner: String,
+    /// Which list (e.g. `meetings`, `registrants:123`): a token only continues its own list.
+    pub list: String,
+    pub keys: Vec<String>,
+    pub offset: usize,
+    pub page_size: usize,
+    pub expires_at: OffsetDateTime,
 }
 
 pub(crate) struct StoredRecording {
     pub user_id: String,
     pub recording: SimRecording,
+    /// Moved to the trash (`action=trash`): hidden from listings, restorable at Zoom.
+    pub trashed: bool,
+    /// Files moved to the trash one by one.
+    pub trashed_files: HashSet<String>,
 }
 
 /// Where a recordings listing continues; `next_page_token` points at one of these.
@@ -167,6 +256,13 @@ pub(crate) struct Inner {
     pub next_meeting_uuids: std::collections::VecDeque<String>,
     pub recordings: Vec<StoredRecording>,
     pub page_cursors: HashMap<String, PageCursor>,
+    pub pages: HashMap<String, PageToken>,
+    /// Deleted meetings and when, for `PUT /meetings/{id}/status` `recover`.
+    pub deleted_meetings: HashMap<i64, (Meeting, OffsetDateTime)>,
+    pub past_meetings: Vec<PastInstance>,
+    pub summaries: Vec<StoredSummary>,
+    pub download_tokens: HashMap<String, DownloadToken>,
+    pub webinars: HashMap<i64, Meeting>,
     /// Added to the wall clock for every expiry decision (codes, tokens, page tokens).
     pub clock_offset: Duration,
 }
@@ -195,6 +291,12 @@ impl Inner {
             next_meeting_uuids: std::collections::VecDeque::new(),
             recordings: Vec::new(),
             page_cursors: HashMap::new(),
+            pages: HashMap::new(),
+            deleted_meetings: HashMap::new(),
+            past_meetings: Vec::new(),
+            summaries: Vec::new(),
+            download_tokens: HashMap::new(),
+            webinars: HashMap::new(),
             clock_offset: Duration::ZERO,
         }
     }
@@ -202,6 +304,26 @@ impl Inner {
     /// The simulator's clock: wall clock plus whatever tests advanced it by.
     pub fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + self.clock_offset
+    }
+
+    /// An 11-digit id no meeting or webinar has.
+    pub fn fresh_meeting_id(&self) -> i64 {
+        loop {
+            let id = crate::util::random_meeting_id();
+            if !self.meetings.contains_key(&id)
+                && !self.webinars.contains_key(&id)
+                && !self.deleted_meetings.contains_key(&id)
+            {
+                return id;
+            }
+        }
+    }
+
+    /// The queued UUID (see `ZoomSim::set_next_meeting_uuid`) or a random one.
+    pub fn next_uuid(&mut self) -> String {
+        self.next_meeting_uuids
+            .pop_front()
+            .unwrap_or_else(crate::util::random_meeting_uuid)
     }
 
     pub fn user(&self, user_id: &str) -> Option<&SimUser> {
