@@ -83,7 +83,10 @@ pub(crate) fn routes() -> Router<ZoomSim> {
             "/v2/meetings/{meeting_id}/meeting_summary",
             get(past_meetings::summary),
         )
-        .route("/v2/past_meetings/{meeting_id}", get(past_meetings::details))
+        .route(
+            "/v2/past_meetings/{meeting_id}",
+            get(past_meetings::details),
+        )
         .route(
             "/v2/past_meetings/{meeting_id}/instances",
             get(past_meetings::instances),
@@ -102,10 +105,7 @@ pub(crate) fn routes() -> Router<ZoomSim> {
             "/v2/webinars/{webinar_id}/registrants",
             get(registrants::list_for_webinar).post(registrants::create_for_webinar),
         )
-        .route(
-            "/rec/download/{file_id}",
-            get(recording_routes::download),
-        )
+        .route("/rec/download/{file_id}", get(recording_routes::download))
         .route("/v2", any(not_found))
         .route("/v2/", any(not_found))
         .route("/v2/{*rest}", any(not_found))
@@ -328,7 +328,10 @@ async fn meeting_status(
 ) -> Response {
     let user = gate!(sim, headers, method, "/meetings/{meetingId}/status");
     let body = try_answer!(json_object(&body));
-    let action = body.get("action").and_then(Value::as_str).unwrap_or_default();
+    let action = body
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match action {
         "end" => {
             let mut inner = sim.lock();

@@ -12,8 +12,7 @@ pub fn load_zoom_openapi() -> Value {
     ));
     // The fixture is checked in and covered by this crate's tests; a broken copy is a bug in
     // the repository, not bad input.
-    serde_json::from_str(SPEC)
-        .expect("shared/zoom/meetings-api-subset.openapi.json is valid JSON")
+    serde_json::from_str(SPEC).expect("shared/zoom/meetings-api-subset.openapi.json is valid JSON")
 }
 
 fn operation<'a>(spec: &'a Value, path_template: &str, method: &str) -> Option<&'a Value> {

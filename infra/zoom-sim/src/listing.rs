@@ -84,7 +84,10 @@ fn matches_type(inner: &Inner, meeting: &Meeting, kind: &str, now: OffsetDateTim
                 .get("duration")
                 .and_then(Value::as_i64)
                 .unwrap_or(60);
-            inner.past_meetings.iter().any(|p| p.meeting_id == meeting.id)
+            inner
+                .past_meetings
+                .iter()
+                .any(|p| p.meeting_id == meeting.id)
                 || start(meeting).is_some_and(|s| s + time::Duration::minutes(duration) < now)
         }
         _ => true,
@@ -120,7 +123,9 @@ pub(crate) async fn list_meetings(
     let user = gate!(sim, headers, method, "/users/{userId}/meetings");
     try_answer!(check_self(&user_id, &user));
     let pairs = query_pairs(query);
-    let kind = query_value(&pairs, "type").unwrap_or("scheduled").to_owned();
+    let kind = query_value(&pairs, "type")
+        .unwrap_or("scheduled")
+        .to_owned();
     if !TYPES.contains(&kind.as_str()) {
         return invalid_field("type", "Invalid field.");
     }
@@ -132,26 +137,31 @@ pub(crate) async fn list_meetings(
         return invalid_field("to", "Invalid field.");
     }
     let mut inner = sim.lock();
-    let list = format!("meetings:{kind}");
-    let page = try_answer!(paging::page(&mut inner, &user.id, &list, &pairs, |inner| {
-        let now = inner.now();
-        let mut mine: Vec<&Meeting> = inner
-            .meetings
-            .values()
-            .filter(|m| m.host_id == user.id && matches_type(inner, m, &kind, now))
-            .filter(|m| {
-                if from.is_none() && to.is_none() {
-                    return true;
-                }
-                let Some(day) = start(m).map(|s| s.date()) else {
-                    return false;
-                };
-                from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t)
-            })
-            .collect();
-        mine.sort_by_key(|m| (start(m), m.id));
-        mine.iter().map(|m| m.id.to_string()).collect()
-    }));
+    let page = try_answer!(paging::page(
+        &mut inner,
+        &user.id,
+        "meetings",
+        &pairs,
+        |inner| {
+            let now = inner.now();
+            let mut mine: Vec<&Meeting> = inner
+                .meetings
+                .values()
+                .filter(|m| m.host_id == user.id && matches_type(inner, m, &kind, now))
+                .filter(|m| {
+                    if from.is_none() && to.is_none() {
+                        return true;
+                    }
+                    let Some(day) = start(m).map(|s| s.date()) else {
+                        return false;
+                    };
+                    from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t)
+                })
+                .collect();
+            mine.sort_by_key(|m| (start(m), m.id));
+            mine.iter().map(|m| m.id.to_string()).collect()
+        }
+    ));
     let meetings: Vec<Value> = page
         .keys
         .iter()

@@ -146,7 +146,12 @@ pub(crate) async fn livestream_status(
     Path(meeting_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let user = gate!(sim, headers, method, "/meetings/{meetingId}/livestream/status");
+    let user = gate!(
+        sim,
+        headers,
+        method,
+        "/meetings/{meetingId}/livestream/status"
+    );
     try_answer!(with_own_meeting(&sim, &user, &meeting_id, |_| ()));
     let body = try_answer!(json_object(&body));
     let mut errors = Vec::new();

@@ -283,7 +283,10 @@ pub(crate) fn occurrence_change(
 ) -> Result<(Option<OffsetDateTime>, Option<i64>), Vec<FieldError>> {
     let input = validate(body)?;
     let timezone = input.timezone.as_deref().unwrap_or(timezone);
-    Ok((input.start_time.map(|s| s.resolve(timezone)), input.duration))
+    Ok((
+        input.start_time.map(|s| s.resolve(timezone)),
+        input.duration,
+    ))
 }
 
 fn default_settings() -> Map<String, Value> {

@@ -128,7 +128,9 @@ pub(crate) fn refresh(meeting: &mut Meeting) {
             })
         })
         .collect();
-    meeting.fields.insert("occurrences".into(), Value::Array(list));
+    meeting
+        .fields
+        .insert("occurrences".into(), Value::Array(list));
 }
 
 /// The occurrence with this id, as listed in `fields.occurrences`.
@@ -163,10 +165,16 @@ mod tests {
     #[test]
     fn daily_weekly_monthly() {
         let first = datetime!(2026-03-02 10:00 UTC); // a Monday
-        let daily = starts(first, &json!({"type": 1, "repeat_interval": 2, "end_times": 3}));
+        let daily = starts(
+            first,
+            &json!({"type": 1, "repeat_interval": 2, "end_times": 3}),
+        );
         assert_eq!(daily.len(), 3);
         assert_eq!(daily[2], datetime!(2026-03-06 10:00 UTC));
-        let weekly = starts(first, &json!({"type": 2, "weekly_days": "2,4", "end_times": 4}));
+        let weekly = starts(
+            first,
+            &json!({"type": 2, "weekly_days": "2,4", "end_times": 4}),
+        );
         assert_eq!(
             weekly,
             vec![
@@ -181,6 +189,9 @@ mod tests {
             &json!({"type": 3, "end_date_time": "2026-05-10T00:00:00Z"}),
         );
         assert_eq!(monthly.len(), 3);
-        assert_eq!(starts(first, &json!({"type": 1, "end_times": 500})).len(), 60);
+        assert_eq!(
+            starts(first, &json!({"type": 1, "end_times": 500})).len(),
+            60
+        );
     }
 }

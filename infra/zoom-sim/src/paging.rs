@@ -55,11 +55,9 @@ pub(crate) fn page(
     let asked_size = query_value(pairs, "page_size").map(|raw| recordings::page_size(Some(raw)));
     let (keys, offset, page_size) = match query_value(pairs, "next_page_token") {
         Some(token) => match inner.pages.get(token) {
-            Some(t) if t.owner == owner && t.list == list => (
-                t.keys.clone(),
-                t.offset,
-                asked_size.unwrap_or(t.page_size),
-            ),
+            Some(t) if t.owner == owner && t.list == list => {
+                (t.keys.clone(), t.offset, asked_size.unwrap_or(t.page_size))
+            }
             _ => return Err(bad_page_token()),
         },
         None => (

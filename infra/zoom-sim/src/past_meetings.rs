@@ -12,13 +12,13 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
+use crate::ZoomSim;
 use crate::paging;
 use crate::recordings::{RecordingKey, meeting_key};
 use crate::rest::{gate, meeting_not_found, query_pairs, try_answer};
 use crate::state::{Inner, PastInstance, StoredSummary};
 use crate::types::{SimMeetingSummary, SimParticipant, SimPastMeeting, SimUser};
 use crate::util::{json_response, zoom_time};
-use crate::ZoomSim;
 
 /// The per-session participant numbers Zoom reports as `user_id` start here.
 const FIRST_SESSION_ID: u64 = 16_778_240;
@@ -36,7 +36,9 @@ fn find_instance<'a>(inner: &'a Inner, user: &SimUser, segment: &str) -> Option<
 }
 
 fn participant_json(instance: &PastInstance, index: usize, p: &SimParticipant) -> Value {
-    let length = (instance.end_time - instance.start_time).whole_seconds().max(0);
+    let length = (instance.end_time - instance.start_time)
+        .whole_seconds()
+        .max(0);
     let seconds = p.duration.map_or(length, i64::from).min(length);
     let join = instance.start_time;
     json!({
@@ -105,7 +107,10 @@ pub(crate) async fn instances(
         .iter()
         .filter(|p| p.meeting_id == id && p.host_id == user.id)
         .collect();
-    let exists = inner.meetings.get(&id).is_some_and(|m| m.host_id == user.id)
+    let exists = inner
+        .meetings
+        .get(&id)
+        .is_some_and(|m| m.host_id == user.id)
         || inner
             .deleted_meetings
             .get(&id)
@@ -128,7 +133,12 @@ pub(crate) async fn participants(
     Path(meeting_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let user = gate!(sim, headers, method, "/past_meetings/{meetingId}/participants");
+    let user = gate!(
+        sim,
+        headers,
+        method,
+        "/past_meetings/{meetingId}/participants"
+    );
     let pairs = query_pairs(query);
     let mut inner = sim.lock();
     let Some(instance) = find_instance(&inner, &user, &meeting_id).cloned() else {
@@ -166,7 +176,12 @@ pub(crate) async fn summary(
     headers: HeaderMap,
     Path(meeting_id): Path<String>,
 ) -> Response {
-    let user = gate!(sim, headers, method, "/meetings/{meetingId}/meeting_summary");
+    let user = gate!(
+        sim,
+        headers,
+        method,
+        "/meetings/{meetingId}/meeting_summary"
+    );
     let inner = sim.lock();
     let mine = inner.summaries.iter().filter(|s| s.host_id == user.id);
     let found = match meeting_key(&meeting_id) {
@@ -258,7 +273,11 @@ fn record(
             .to_owned()
     };
     let (topic, host_email) = (text("topic"), text("host_email"));
-    let meeting_type = meeting.fields.get("type").and_then(Value::as_i64).unwrap_or(2);
+    let meeting_type = meeting
+        .fields
+        .get("type")
+        .and_then(Value::as_i64)
+        .unwrap_or(2);
     let host_id = meeting.host_id.clone();
     let host_name = inner
         .user(&host_id)
@@ -304,7 +323,10 @@ pub(crate) fn start_instance(inner: &mut Inner, id: i64) -> bool {
         if let Some(host) = host {
             host_participant = SimParticipant {
                 user_id: host.id.clone(),
-                ..SimParticipant::new(&format!("{} {}", host.first_name, host.last_name), &host.email)
+                ..SimParticipant::new(
+                    &format!("{} {}", host.first_name, host.last_name),
+                    &host.email,
+                )
             };
         }
         meeting.live = Some(crate::state::LiveInstance {
@@ -328,7 +350,10 @@ pub(crate) fn add_past(inner: &mut Inner, id: i64, past: SimPastMeeting) -> Opti
         if let Some(host) = inner.user(&meeting.host_id) {
             participants.push(SimParticipant {
                 user_id: host.id.clone(),
-                ..SimParticipant::new(&format!("{} {}", host.first_name, host.last_name), &host.email)
+                ..SimParticipant::new(
+                    &format!("{} {}", host.first_name, host.last_name),
+                    &host.email,
+                )
             });
         }
     }

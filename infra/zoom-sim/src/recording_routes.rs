@@ -183,12 +183,8 @@ pub(crate) async fn meeting_recordings(
         return recording_not_found();
     };
     let stored = &inner.recordings[index];
-    let mut answer = recordings::meeting_recording_json(
-        &stored.recording,
-        &user,
-        &base,
-        &stored.trashed_files,
-    );
+    let mut answer =
+        recordings::meeting_recording_json(&stored.recording, &user, &base, &stored.trashed_files);
     if wants_token {
         let token = random_secret();
         let entry = DownloadToken {
@@ -240,14 +236,23 @@ pub(crate) async fn delete_one(
     Path((meeting_id, file_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let user = gate!(sim, headers, method, "/meetings/{meetingId}/recordings/{recordingId}");
+    let user = gate!(
+        sim,
+        headers,
+        method,
+        "/meetings/{meetingId}/recordings/{recordingId}"
+    );
     let trash = try_answer!(action(&query_pairs(query)));
     let mut inner = sim.lock();
     let Some(index) = find_recording(&inner, &user, &meeting_id) else {
         return recording_not_found();
     };
     let stored = &mut inner.recordings[index];
-    let exists = stored.recording.recording_files.iter().any(|f| f.id == file_id)
+    let exists = stored
+        .recording
+        .recording_files
+        .iter()
+        .any(|f| f.id == file_id)
         && !stored.trashed_files.contains(&file_id);
     if !exists {
         return recording_not_found();
@@ -277,11 +282,17 @@ pub(crate) async fn download(
     let inner = sim.lock();
     let now = inner.now();
     let found = inner.recordings.iter().find_map(|r| {
-        let file = r.recording.recording_files.iter().find(|f| f.id == file_id)?;
+        let file = r
+            .recording
+            .recording_files
+            .iter()
+            .find(|f| f.id == file_id)?;
         Some((r, file))
     });
     let allowed = |r: &StoredRecording| match inner.download_tokens.get(&token) {
-        Some(t) => t.expires_at > now && t.recording_uuid == r.recording.uuid && t.user_id == r.user_id,
+        Some(t) => {
+            t.expires_at > now && t.recording_uuid == r.recording.uuid && t.user_id == r.user_id
+        }
         None => inner
             .authenticate_bearer(&token)
             .is_some_and(|(user, _)| user.id == r.user_id),

@@ -47,7 +47,10 @@ pub(crate) fn web_base(headers: &axum::http::HeaderMap) -> String {
     headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map_or_else(|| "https://zoom.us".to_owned(), |host| format!("http://{host}"))
+        .map_or_else(
+            || "https://zoom.us".to_owned(),
+            |host| format!("http://{host}"),
+        )
 }
 
 fn files_json(recording: &SimRecording, base: &str, hidden: &HashSet<String>) -> Vec<Value> {

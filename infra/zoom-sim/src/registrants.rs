@@ -89,7 +89,9 @@ async fn list(
     query: Option<String>,
 ) -> Response {
     let pairs = query_pairs(query);
-    let status = query_value(&pairs, "status").unwrap_or("approved").to_owned();
+    let status = query_value(&pairs, "status")
+        .unwrap_or("approved")
+        .to_owned();
     if !STATUSES.contains(&status.as_str()) {
         return invalid_field("status", "Invalid field.");
     }
@@ -98,15 +100,16 @@ async fn list(
     let meeting = try_answer!(entity(&mut inner, kind, &user, &segment));
     let id = meeting.id;
     let registrants = meeting.registrants.clone();
-    let list = format!("registrants:{id}:{status}:{}", occurrence.clone().unwrap_or_default());
+    // A token continues its own list whatever filters come with it (they shaped its snapshot).
+    let list = format!("registrants:{id}");
     let page = try_answer!(paging::page(&mut inner, &user.id, &list, &pairs, |_| {
         registrants
             .iter()
             .filter(|r| r.status == status)
             .filter(|r| {
-                occurrence.as_ref().is_none_or(|o| {
-                    r.occurrence_ids.is_empty() || r.occurrence_ids.contains(o)
-                })
+                occurrence
+                    .as_ref()
+                    .is_none_or(|o| r.occurrence_ids.is_empty() || r.occurrence_ids.contains(o))
             })
             .map(|r| r.id.clone())
             .collect()
@@ -195,7 +198,10 @@ async fn create(
     if !occurrences::all_exist(meeting, &occurrence_ids) {
         return invalid_field("occurrence_ids", "Invalid field.");
     }
-    let email = body["email"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let email = body["email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let existing = meeting
         .registrants
         .iter()
@@ -205,7 +211,11 @@ async fn create(
         None => {
             let auto = body.get("auto_approve").and_then(Value::as_bool) == Some(true);
             let approval = meeting.fields["settings"]["approval_type"].as_i64();
-            let status = if approval == Some(0) || auto { "approved" } else { "pending" };
+            let status = if approval == Some(0) || auto {
+                "approved"
+            } else {
+                "pending"
+            };
             let id = random_alnum(22);
             let join_base = match kind {
                 Kind::Meeting => "j",
@@ -236,7 +246,9 @@ async fn create(
         .flatten()
         .filter(|o| {
             r.occurrence_ids.is_empty()
-                || o["occurrence_id"].as_str().is_some_and(|id| r.occurrence_ids.iter().any(|x| x == id))
+                || o["occurrence_id"]
+                    .as_str()
+                    .is_some_and(|id| r.occurrence_ids.iter().any(|x| x == id))
         })
         .cloned()
         .collect();
@@ -314,7 +326,12 @@ pub(crate) async fn update_status(
     Path(meeting_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let user = gate!(sim, headers, method, "/meetings/{meetingId}/registrants/status");
+    let user = gate!(
+        sim,
+        headers,
+        method,
+        "/meetings/{meetingId}/registrants/status"
+    );
     let mut inner = sim.lock();
     let meeting = try_answer!(entity(&mut inner, Kind::Meeting, &user, &meeting_id));
     let body = try_answer!(json_object(&body));
@@ -354,7 +371,12 @@ pub(crate) async fn delete_one(
     headers: HeaderMap,
     Path((meeting_id, registrant_id)): Path<(String, String)>,
 ) -> Response {
-    let user = gate!(sim, headers, method, "/meetings/{meetingId}/registrants/{registrantId}");
+    let user = gate!(
+        sim,
+        headers,
+        method,
+        "/meetings/{meetingId}/registrants/{registrantId}"
+    );
     let mut inner = sim.lock();
     let meeting = try_answer!(entity(&mut inner, Kind::Meeting, &user, &meeting_id));
     let before = meeting.registrants.len();

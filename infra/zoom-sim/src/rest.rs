@@ -185,7 +185,11 @@ pub(crate) async fn not_found() -> Response {
 /// The id of the user's meeting a `{meetingId}` segment (router-decoded once) names: its
 /// numeric id or its UUID (double-encoded when it starts with `/` or contains `//`). Other
 /// users' meetings do not exist for them (3001).
-pub(crate) fn own_meeting_id(inner: &Inner, user: &SimUser, segment: &str) -> Result<i64, Response> {
+pub(crate) fn own_meeting_id(
+    inner: &Inner,
+    user: &SimUser,
+    segment: &str,
+) -> Result<i64, Response> {
     let found = match meeting_key(segment) {
         Some(RecordingKey::MeetingId(id)) => inner.meetings.get(&id),
         Some(RecordingKey::Uuid(uuid)) => inner

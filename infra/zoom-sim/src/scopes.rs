@@ -151,13 +151,8 @@ pub fn described_operations() -> Vec<(String, String)> {
 /// The scopes (classic, derived and granular) that let `METHOD template` through, or `None` for
 /// an operation the description does not have.
 pub fn accepted_scopes(method: &str, template: &str) -> Option<Vec<String>> {
-    for_operation(method, template).map(|s| {
-        s.classic
-            .iter()
-            .chain(s.granular.iter())
-            .cloned()
-            .collect()
-    })
+    for_operation(method, template)
+        .map(|s| s.classic.iter().chain(s.granular.iter()).cloned().collect())
 }
 
 #[cfg(test)]
@@ -176,12 +171,16 @@ mod tests {
         assert!(get.accepts(&granted(&["meeting:read:meeting:admin"])));
         assert!(!get.accepts(&granted(&["meeting:write:meeting"])));
         assert!(!get.accepts(&granted(&["recording:read"])));
-        let recordings = for_operation("GET", "/meetings/{meetingId}/recordings").expect("described");
+        let recordings =
+            for_operation("GET", "/meetings/{meetingId}/recordings").expect("described");
         assert!(recordings.accepts(&granted(&["recording:write"])));
         assert!(recordings.accepts(&granted(&["recording:read:admin"])));
         let create = for_operation("post", "/users/{userId}/meetings").expect("described");
         assert!(!create.accepts(&granted(&["meeting:read"])));
-        assert_eq!(create.named_in_error(&granted(&["user_info:read"])), "meeting:write");
+        assert_eq!(
+            create.named_in_error(&granted(&["user_info:read"])),
+            "meeting:write"
+        );
         assert_eq!(
             create.named_in_error(&granted(&["user:read:user"])),
             "meeting:write:meeting"

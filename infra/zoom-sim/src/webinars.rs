@@ -119,7 +119,10 @@ pub(crate) async fn create(
     );
     fields.insert(
         "registration_url".into(),
-        json!(format!("https://zoom.us/webinar/register/WN_{}", random_alnum(22))),
+        json!(format!(
+            "https://zoom.us/webinar/register/WN_{}",
+            random_alnum(22)
+        )),
     );
     fields.insert("is_simulive".into(), json!(false));
     fields.insert("creation_source".into(), json!("open_api"));
@@ -141,7 +144,9 @@ pub(crate) async fn list(
     let user = gate!(sim, headers, method, "/users/{userId}/webinars");
     try_answer!(check_self(&user_id, &user));
     let pairs = query_pairs(query);
-    let kind = query_value(&pairs, "type").unwrap_or("scheduled").to_owned();
+    let kind = query_value(&pairs, "type")
+        .unwrap_or("scheduled")
+        .to_owned();
     if kind != "scheduled" && kind != "upcoming" {
         return invalid_field("type", "Invalid field.");
     }
@@ -149,7 +154,7 @@ pub(crate) async fn list(
     let page = try_answer!(paging::page(
         &mut inner,
         &user.id,
-        &format!("webinars:{kind}"),
+        "webinars",
         &pairs,
         |inner| {
             let now = crate::util::zoom_time(inner.now());
@@ -243,7 +248,10 @@ pub(crate) async fn update(
         if occurrences::find(webinar, occurrence).is_none() {
             return invalid_field("occurrence_id", "Invalid field.");
         }
-        let timezone = webinar.fields["timezone"].as_str().unwrap_or("UTC").to_owned();
+        let timezone = webinar.fields["timezone"]
+            .as_str()
+            .unwrap_or("UTC")
+            .to_owned();
         let (start, duration) = match meetings::occurrence_change(&body, &timezone) {
             Ok(change) => change,
             Err(errors) => return validation_failed(errors),
