@@ -21,6 +21,7 @@ mod api;
 mod catalogue;
 pub mod contract;
 mod control;
+mod entities;
 mod faults;
 mod listing;
 mod meeting_extras;
