@@ -72,7 +72,9 @@ async fn index(State(sim): State<ZoomSim>) -> Response {
                 "POST /_sim/latency", "GET /_sim/counters", "GET /_sim/requests",
                 "POST /_sim/expire-access-tokens", "POST /_sim/revoke-user-tokens",
                 "POST /_sim/deauthorize", "POST /_sim/recordings", "POST /_sim/next-meeting-uuid",
-                "POST /_sim/advance-clock"
+                "POST /_sim/advance-clock", "POST /_sim/meetings/{id}/start",
+                "POST /_sim/meetings/{id}/participants", "POST /_sim/meetings/{id}/end",
+                "POST /_sim/past-meetings", "POST /_sim/meeting-summaries"
             ],
         }),
     )

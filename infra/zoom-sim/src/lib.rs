@@ -5,24 +5,43 @@
 //! (rotation, re-authorization, error bodies, rate-limit headers, UUID encoding, recording
 //! windows), and gives tests control (faults, latency, clock) and observation (requests,
 //! counters). A control API under `/_sim/` exposes the same over HTTP.
+//!
+//! Every operation of Zoom's description (`shared/zoom/meetings-api-subset.openapi.json`) is
+//! served, each accepting the scopes the description lists for it ([`scopes`]). Meetings in
+//! progress, past meetings and AI Companion summaries are set up through the methods and
+//! routes listed in the `catalogue` module (`start_meeting`, `join_participants`,
+//! `end_meeting`, `add_past_meeting`, `set_meeting_summary`); `next_page_token`s (15 minutes)
+//! and `download_access_token`s (`ttl`) expire on the clock [`ZoomSim::advance_clock`] moves.
 
 // Handlers short-circuit with a finished `Response` as the error value; boxing it would only add
 // noise on paths that are not hot.
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod catalogue;
 pub mod contract;
 mod control;
+mod entities;
 mod faults;
+mod listing;
+mod meeting_extras;
 mod meetings;
 mod oauth;
+mod occurrences;
+mod paging;
+mod past_meetings;
 mod record;
+mod recording_routes;
 mod recordings;
+mod registrants;
+mod rest;
+pub mod scopes;
 mod state;
 mod types;
 mod tz;
 mod util;
 pub mod webhook;
+mod webinars;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -36,8 +55,8 @@ use time::OffsetDateTime;
 
 use state::{App, Inner, RefreshState};
 pub use types::{
-    Counters, Fault, FaultTarget, RecordedRequest, SimConfig, SimRecording, SimRecordingFile,
-    SimUser,
+    Counters, Fault, FaultTarget, RecordedRequest, SimConfig, SimMeetingSummary, SimParticipant,
+    SimPastMeeting, SimRecording, SimRecordingFile, SimSummaryDetail, SimUser,
 };
 pub use util::{needs_double_encoding, random_meeting_id, random_meeting_uuid};
 
@@ -159,7 +178,9 @@ impl ZoomSim {
                 self.clone(),
                 record::record_requests,
             ));
-        zoom.merge(control::routes()).with_state(self.clone())
+        zoom.merge(control::routes())
+            .merge(catalogue::routes())
+            .with_state(self.clone())
     }
 
     /// Serves on `127.0.0.1` on a free port.
@@ -352,6 +373,8 @@ impl ZoomSim {
         self.lock().recordings.push(state::StoredRecording {
             user_id: user_id.to_owned(),
             recording,
+            trashed: false,
+            trashed_files: HashSet::new(),
         });
     }
 

@@ -164,6 +164,14 @@ fn validate_settings(settings: &Map<String, Value>, errors: &mut Vec<FieldError>
 
 /// Validates a create/update body the way Zoom does (code 300 with `errors`).
 pub(crate) fn validate(body: &Map<String, Value>) -> Result<MeetingInput, Vec<FieldError>> {
+    validate_types(body, &ALLOWED_TYPES)
+}
+
+/// `validate` with another set of allowed `type`s (webinars: 5, 6, 9).
+pub(crate) fn validate_types(
+    body: &Map<String, Value>,
+    allowed_types: &[i64],
+) -> Result<MeetingInput, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut input = MeetingInput::default();
 
@@ -193,7 +201,7 @@ pub(crate) fn validate(body: &Map<String, Value>) -> Result<MeetingInput, Vec<Fi
     match body.get("type") {
         None | Some(Value::Null) => {}
         Some(value) => match value.as_i64() {
-            Some(t) if ALLOWED_TYPES.contains(&t) => input.meeting_type = Some(t),
+            Some(t) if allowed_types.contains(&t) => input.meeting_type = Some(t),
             _ => errors.push(FieldError::new("type", "Invalid field.")),
         },
     }
@@ -265,6 +273,20 @@ pub(crate) fn validate(body: &Map<String, Value>) -> Result<MeetingInput, Vec<Fi
     } else {
         Err(errors)
     }
+}
+
+/// What a PATCH with `occurrence_id` may change: start (resolved in `timezone` unless the body
+/// names one) and duration. The body is validated like any meeting update.
+pub(crate) fn occurrence_change(
+    body: &Map<String, Value>,
+    timezone: &str,
+) -> Result<(Option<OffsetDateTime>, Option<i64>), Vec<FieldError>> {
+    let input = validate(body)?;
+    let timezone = input.timezone.as_deref().unwrap_or(timezone);
+    Ok((
+        input.start_time.map(|s| s.resolve(timezone)),
+        input.duration,
+    ))
 }
 
 fn default_settings() -> Map<String, Value> {
@@ -354,6 +376,9 @@ pub(crate) fn create(
         host_id: host.id.clone(),
         fields,
         livestream: Livestream::default(),
+        occurrence_overrides: Default::default(),
+        registrants: Vec::new(),
+        live: None,
     };
     apply(&mut meeting, input);
     meeting
@@ -412,6 +437,14 @@ pub(crate) fn apply(meeting: &mut Meeting, input: MeetingInput) {
     if let Some(pre_schedule) = input.pre_schedule {
         fields.insert("pre_schedule".into(), json!(pre_schedule));
     }
+    // Zoom quirk: a recurring meeting with no fixed time (type 3) accepts `approval_type` 0/1
+    // and silently stores 2 (registration off).
+    if fields.get("type").and_then(Value::as_i64) == Some(3)
+        && let Some(Value::Object(settings)) = fields.get_mut("settings")
+    {
+        settings.insert("approval_type".into(), json!(2));
+    }
+    crate::occurrences::refresh(meeting);
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Cloud recordings: date windows, rendering, and UUID path decoding.
 
+use std::collections::HashSet;
+
 use serde_json::{Value, json};
 use time::{Date, Duration, Month};
 
@@ -39,12 +41,25 @@ pub(crate) fn page_size(raw: Option<&str>) -> usize {
     }
 }
 
-fn files_json(recording: &SimRecording) -> Vec<Value> {
+/// Where recording files are downloaded from: `https://zoom.us` at Zoom, the simulator's own
+/// address here (from the request's `Host`), so `download_url`s work against the simulator.
+pub(crate) fn web_base(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(
+            || "https://zoom.us".to_owned(),
+            |host| format!("http://{host}"),
+        )
+}
+
+fn files_json(recording: &SimRecording, base: &str, hidden: &HashSet<String>) -> Vec<Value> {
     let start = zoom_time(recording.start_time);
     let end = zoom_time(recording.start_time + Duration::minutes(i64::from(recording.duration)));
     recording
         .recording_files
         .iter()
+        .filter(|file| !hidden.contains(&file.id))
         .map(|file| {
             json!({
                 "id": file.id,
@@ -55,7 +70,7 @@ fn files_json(recording: &SimRecording) -> Vec<Value> {
                 "file_extension": file.file_extension,
                 "file_size": file.file_size,
                 "play_url": format!("https://zoom.us/rec/play/{}", file.id),
-                "download_url": format!("https://zoom.us/rec/download/{}", file.id),
+                "download_url": format!("{base}/rec/download/{}", file.id),
                 "status": "completed",
                 "recording_type": file.recording_type,
             })
@@ -67,9 +82,19 @@ fn files_json(recording: &SimRecording) -> Vec<Value> {
 ///
 /// `type` is left out on purpose: Zoom's published schema declares it `type: string` with an
 /// integer enum, which no value satisfies, and the simulator's answers must validate.
-pub(crate) fn recording_json(recording: &SimRecording, host: &SimUser) -> Value {
-    let files = files_json(recording);
-    let total_size: u64 = recording.recording_files.iter().map(|f| f.file_size).sum();
+pub(crate) fn recording_json(
+    recording: &SimRecording,
+    host: &SimUser,
+    base: &str,
+    hidden: &HashSet<String>,
+) -> Value {
+    let files = files_json(recording, base, hidden);
+    let total_size: u64 = recording
+        .recording_files
+        .iter()
+        .filter(|f| !hidden.contains(&f.id))
+        .map(|f| f.file_size)
+        .sum();
     json!({
         "uuid": recording.uuid,
         "id": recording.meeting_id,
@@ -86,8 +111,13 @@ pub(crate) fn recording_json(recording: &SimRecording, host: &SimUser) -> Value 
 }
 
 /// A recorded meeting as answered by `GET /meetings/{meetingId}/recordings`.
-pub(crate) fn meeting_recording_json(recording: &SimRecording, host: &SimUser) -> Value {
-    let mut value = recording_json(recording, host);
+pub(crate) fn meeting_recording_json(
+    recording: &SimRecording,
+    host: &SimUser,
+    base: &str,
+    hidden: &HashSet<String>,
+) -> Value {
+    let mut value = recording_json(recording, host, base, hidden);
     if let Some(map) = value.as_object_mut() {
         map.insert("password".into(), json!("sim-pass"));
         map.insert("recording_play_passcode".into(), json!("sim-play-passcode"));
@@ -107,8 +137,14 @@ pub(crate) enum RecordingKey {
 /// Decodes the raw (still percent-encoded) path segment the way Zoom's gateway does: once by
 /// the router, once more by the recordings service. A UUID that starts with `/` or contains
 /// `//` only survives when the client encoded it twice.
+#[cfg(test)]
 pub(crate) fn recording_key(raw_segment: &str) -> Option<RecordingKey> {
-    let once = percent_decode(raw_segment)?;
+    meeting_key(&percent_decode(raw_segment)?)
+}
+
+/// The same for a segment the router already decoded once (axum's `Path`).
+pub(crate) fn meeting_key(once: &str) -> Option<RecordingKey> {
+    let once = once.to_owned();
     if let Ok(id) = once.parse::<i64>() {
         return Some(RecordingKey::MeetingId(id));
     }

@@ -11,6 +11,11 @@ use crate::types::{
 };
 use crate::util::random_secret;
 
+pub(crate) use crate::entities::{
+    DownloadToken, LiveInstance, OccurrenceOverride, PageToken, PastInstance, Registrant,
+    StoredSummary,
+};
+
 /// Scopes every simulated app is granted unless told otherwise.
 pub(crate) const DEFAULT_SCOPES: [&str; 3] = ["meeting:write", "recording:read", "user_info:read"];
 
@@ -115,19 +120,29 @@ pub(crate) struct Livestream {
     pub stream_key: String,
     pub page_url: String,
     pub resolution: String,
+    /// The last `PATCH .../livestream/status` action (`start`, `stop`, `mode`), if any.
+    pub status: Option<String>,
 }
 
+/// A meeting or webinar. Webinars live in `Inner::webinars` with the same shape.
 pub(crate) struct Meeting {
     pub id: i64,
     pub host_id: String,
     /// The meeting as Zoom renders it (id, uuid, topic, settings, ...); PATCH merges into it.
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub livestream: Livestream,
+    pub occurrence_overrides: HashMap<String, OccurrenceOverride>,
+    pub registrants: Vec<Registrant>,
+    pub live: Option<LiveInstance>,
 }
 
 pub(crate) struct StoredRecording {
     pub user_id: String,
     pub recording: SimRecording,
+    /// Moved to the trash (`action=trash`): hidden from listings, restorable at Zoom.
+    pub trashed: bool,
+    /// Files moved to the trash one by one.
+    pub trashed_files: HashSet<String>,
 }
 
 /// Where a recordings listing continues; `next_page_token` points at one of these.
@@ -167,6 +182,13 @@ pub(crate) struct Inner {
     pub next_meeting_uuids: std::collections::VecDeque<String>,
     pub recordings: Vec<StoredRecording>,
     pub page_cursors: HashMap<String, PageCursor>,
+    pub pages: HashMap<String, PageToken>,
+    /// Deleted meetings and when, for `PUT /meetings/{id}/status` `recover`.
+    pub deleted_meetings: HashMap<i64, (Meeting, OffsetDateTime)>,
+    pub past_meetings: Vec<PastInstance>,
+    pub summaries: Vec<StoredSummary>,
+    pub download_tokens: HashMap<String, DownloadToken>,
+    pub webinars: HashMap<i64, Meeting>,
     /// Added to the wall clock for every expiry decision (codes, tokens, page tokens).
     pub clock_offset: Duration,
 }
@@ -195,6 +217,12 @@ impl Inner {
             next_meeting_uuids: std::collections::VecDeque::new(),
             recordings: Vec::new(),
             page_cursors: HashMap::new(),
+            pages: HashMap::new(),
+            deleted_meetings: HashMap::new(),
+            past_meetings: Vec::new(),
+            summaries: Vec::new(),
+            download_tokens: HashMap::new(),
+            webinars: HashMap::new(),
             clock_offset: Duration::ZERO,
         }
     }
@@ -202,6 +230,26 @@ impl Inner {
     /// The simulator's clock: wall clock plus whatever tests advanced it by.
     pub fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + self.clock_offset
+    }
+
+    /// An 11-digit id no meeting or webinar has.
+    pub fn fresh_meeting_id(&self) -> i64 {
+        loop {
+            let id = crate::util::random_meeting_id();
+            if !self.meetings.contains_key(&id)
+                && !self.webinars.contains_key(&id)
+                && !self.deleted_meetings.contains_key(&id)
+            {
+                return id;
+            }
+        }
+    }
+
+    /// The queued UUID (see `ZoomSim::set_next_meeting_uuid`) or a random one.
+    pub fn next_uuid(&mut self) -> String {
+        self.next_meeting_uuids
+            .pop_front()
+            .unwrap_or_else(crate::util::random_meeting_uuid)
     }
 
     pub fn user(&self, user_id: &str) -> Option<&SimUser> {

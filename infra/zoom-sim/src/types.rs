@@ -302,3 +302,89 @@ impl SimRecordingFile {
         ]
     }
 }
+
+/// Someone who attended a meeting instance (see `ZoomSim::add_past_meeting`,
+/// `ZoomSim::join_participants`). JSON: `{"name", "user_email"?, "user_id"?, "registrant_id"?,
+/// "duration"?}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimParticipant {
+    pub name: String,
+    #[serde(default)]
+    pub user_email: String,
+    /// The Zoom user id when the participant was signed in; empty for guests.
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub registrant_id: String,
+    /// Seconds in the meeting; `None` means from start to end.
+    #[serde(default)]
+    pub duration: Option<u32>,
+}
+
+impl SimParticipant {
+    pub fn new(name: &str, user_email: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            user_email: user_email.to_owned(),
+            user_id: String::new(),
+            registrant_id: String::new(),
+            duration: None,
+        }
+    }
+}
+
+/// A held meeting instance to record (see `ZoomSim::add_past_meeting`). JSON:
+/// `{"uuid"?, "start_time"? (RFC 3339), "duration"? (minutes, default 30), "participants"?: [..]}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SimPastMeeting {
+    /// The instance UUID; the meeting's current UUID when absent (the meeting then gets a new one).
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// Start of the instance; the simulator's clock minus `duration` when absent.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub start_time: Option<OffsetDateTime>,
+    /// Minutes; 30 when absent.
+    #[serde(default)]
+    pub duration: Option<u32>,
+    #[serde(default)]
+    pub participants: Vec<SimParticipant>,
+}
+
+/// One labelled paragraph of a meeting summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimSummaryDetail {
+    pub label: String,
+    pub summary: String,
+}
+
+/// An AI Companion meeting summary (see `ZoomSim::set_meeting_summary`). JSON:
+/// `{"summary_title"?, "summary_overview"?, "summary_details"?: [{"label","summary"}], "next_steps"?: [..]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimMeetingSummary {
+    #[serde(default = "default_summary_title")]
+    pub summary_title: String,
+    #[serde(default)]
+    pub summary_overview: String,
+    #[serde(default)]
+    pub summary_details: Vec<SimSummaryDetail>,
+    #[serde(default)]
+    pub next_steps: Vec<String>,
+}
+
+fn default_summary_title() -> String {
+    "Meeting summary".to_owned()
+}
+
+impl Default for SimMeetingSummary {
+    fn default() -> Self {
+        Self {
+            summary_title: default_summary_title(),
+            summary_overview: "The team reviewed the plan and agreed on the next steps.".to_owned(),
+            summary_details: vec![SimSummaryDetail {
+                label: "Plan".to_owned(),
+                summary: "The plan was reviewed and accepted.".to_owned(),
+            }],
+            next_steps: vec!["Ada sends the notes.".to_owned()],
+        }
+    }
+}

@@ -322,7 +322,7 @@ async fn unknown_api_paths_answer_zoom_404() {
     let h = Harness::start().await;
     let response = h
         .http
-        .get(format!("{}/webinars/1", h.running.api_url()))
+        .get(format!("{}/phone/users", h.running.api_url()))
         .send()
         .await
         .expect("answers");

@@ -12,6 +12,14 @@ use zoom_sim::{RunningSim, SimConfig, ZoomSim};
 pub const CLIENT_ID: &str = "test-client";
 pub const CLIENT_SECRET: &str = "test-secret";
 pub const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
+/// Classic scopes that cover every operation of the description.
+pub const ALL_SCOPES: [&str; 5] = [
+    "meeting:write",
+    "recording:write",
+    "user_info:read",
+    "webinar:write",
+    "meeting_summary:read",
+];
 
 pub struct Harness {
     pub sim: ZoomSim,
@@ -134,6 +142,21 @@ impl Harness {
         str_field(&self.connect().await, "access_token")
     }
 
+    /// A token of the test app granted [`ALL_SCOPES`].
+    pub async fn full_token(&self) -> String {
+        self.sim.set_app_scopes(CLIENT_ID, &ALL_SCOPES);
+        self.access_token().await
+    }
+
+    /// Creates a meeting for the signed-in user and returns its answer.
+    pub async fn create_meeting(&self, token: &str, body: Value) -> Value {
+        let (status, created) = self
+            .api(Method::POST, "/users/me/meetings", token, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
     /// Calls the REST API and checks the answer against Zoom's OpenAPI description.
     pub async fn api(
         &self,
@@ -238,6 +261,43 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// Walks a paged list to its end, asserting no item comes twice; returns the items' `key`s.
+pub async fn walk_pages(
+    h: &Harness,
+    token: &str,
+    first: &str,
+    items: &str,
+    key: &str,
+) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let (status, mut page) = h.api(Method::GET, first, token, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let base = first.split('?').next().unwrap_or_default().to_owned();
+    loop {
+        for item in page[items].as_array().cloned().unwrap_or_default() {
+            assert!(!seen.contains(&item[key]), "{} listed twice", item[key]);
+            seen.push(item[key].clone());
+        }
+        let next = page["next_page_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if next.is_empty() {
+            return seen;
+        }
+        let (status, next_page) = h
+            .api(
+                Method::GET,
+                &format!("{base}?page_size=2&next_page_token={next}"),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{next_page}");
+        page = next_page;
+    }
 }
 
 pub fn str_field(value: &Value, name: &str) -> String {

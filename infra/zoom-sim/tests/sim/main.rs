@@ -3,6 +3,10 @@
 mod api;
 mod common;
 mod control;
+mod coverage;
 mod faults;
+mod listing;
 mod oauth;
+mod past;
 mod recordings;
+mod webinars;
