@@ -99,6 +99,9 @@ pub struct ConnectedInfo {
     pub connection_id: String,
     /// The Zoom user already had a connection for this app: the tokens went into it.
     pub existing: bool,
+    /// Default actions the granted scopes do not allow (a bring-your-own app set up with
+    /// too few scopes), each with the scopes to add.
+    pub missing_actions: Vec<crate::zoom::catalogue::MissingAction>,
 }
 
 /// Maps Zoom's redirect `error` to a page code: pre-approval gets its own page.
@@ -492,21 +495,26 @@ impl Connector {
             return Err(e);
         }
 
-        self.publish(
-            events::CONNECTION_CREATED,
-            serde_json::json!({
-                "connection_id": owner,
-                "auth_type": secret.auth_type.as_str(),
-                "client_id": secret.client_id,
-                "zoom": { "user_id": zoom.user_id, "account_id": zoom.account_id },
-                "existing": existing,
-                "end_user": stored.end_user,
-            }),
-        )
-        .await;
+        let missing_actions = crate::zoom::catalogue::missing_defaults(&secret.scopes);
+        let mut detail = serde_json::json!({
+            "connection_id": owner,
+            "auth_type": secret.auth_type.as_str(),
+            "client_id": secret.client_id,
+            "zoom": { "user_id": zoom.user_id, "account_id": zoom.account_id },
+            "existing": existing,
+            "end_user": stored.end_user,
+        });
+        if !missing_actions.is_empty() {
+            detail["missing_actions"] = missing_actions
+                .iter()
+                .map(|(action, scopes)| serde_json::json!({ "action": action, "add_scopes": scopes }))
+                .collect();
+        }
+        self.publish(events::CONNECTION_CREATED, detail).await;
         Ok(ConnectedInfo {
             connection_id: owner,
             existing,
+            missing_actions,
         })
     }
 

@@ -7,8 +7,11 @@ use utoipa::ToSchema;
 use super::tokens::TokenNeed;
 use super::{Connector, events};
 use crate::domain::error::ApiError;
-use crate::domain::{Connection, ConnectionStatus, connection_secret_name, identity_key};
+use crate::domain::{
+    Connection, ConnectionRecord, ConnectionStatus, connection_secret_name, identity_key,
+};
 use crate::ports::ItemKind;
+use crate::zoom::catalogue::capabilities;
 
 pub const PAGE_SIZE: usize = 50;
 
@@ -98,6 +101,16 @@ fn decode_cursor(cursor: &str, filter: Filter<'_>) -> Result<String, ApiError> {
     Ok(decoded.after)
 }
 
+/// A connection as callers see it: the record's fields, and the actions its scopes allow.
+pub fn connection_view(record: &ConnectionRecord) -> Connection {
+    let mut connection = Connection::from(record);
+    connection.capabilities = capabilities(&record.scopes)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    connection
+}
+
 impl Connector {
     pub async fn list_connections(&self, query: ListQuery) -> Result<ConnectionList, ApiError> {
         let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
@@ -143,7 +156,7 @@ impl Connector {
             None
         };
         Ok(ConnectionList {
-            connections: records.iter().map(Connection::from).collect(),
+            connections: records.iter().map(connection_view).collect(),
             next_cursor,
         })
     }
@@ -155,7 +168,7 @@ impl Connector {
         self.store
             .get_connection(id)
             .await?
-            .map(|r| Connection::from(&r))
+            .map(|r| connection_view(&r))
             .ok_or_else(|| ApiError::connection_not_found(id))
     }
 

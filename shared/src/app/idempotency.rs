@@ -5,11 +5,15 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use bytes::Bytes;
+
 use crate::app::Connector;
+use crate::app::actions::PassThrough;
 use crate::app::jittered;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, IdempotentAnswer};
 use crate::ports::ItemKind;
+use crate::secret::sha256_hex;
 
 pub enum IdempotencyStart {
     /// We own the record (its version) and must finish it. `resumed_from` is when a worker
@@ -162,6 +166,65 @@ impl Connector {
             .await
         {
             tracing::warn!(error = %e, "could not release the meeting event record");
+        }
+    }
+}
+
+/// Where an HTTP `Idempotency-Key` stands for this request.
+pub enum HttpClaim {
+    /// The key's first answer, to return as it is (`Idempotent-Replayed: true`).
+    Replay(PassThrough),
+    /// This request does the work and must finish or release `record_key`.
+    Started {
+        record_key: String,
+        version: u64,
+        resumed_from: Option<i64>,
+    },
+}
+
+impl Connector {
+    /// Claims an HTTP `Idempotency-Key` of connection `id` for a request whose body has
+    /// `fingerprint`: the first answer when the key is done (422 when it was done with another
+    /// body), else the claim.
+    pub async fn claim_http_key(
+        &self,
+        id: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<HttpClaim, ApiError> {
+        if key.is_empty() || key.len() > 255 {
+            return Err(ApiError::validation(
+                "`Idempotency-Key` must be 1 to 255 characters.",
+            ));
+        }
+        let record_key = format!("http|{id}|{}", sha256_hex(key));
+        match self
+            .begin_idempotent(&record_key, fingerprint, Duration::from_secs(20))
+            .await?
+        {
+            IdempotencyStart::Done(answer) if answer.fingerprint != fingerprint => {
+                Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::IdempotencyKeyReused,
+                    "This Idempotency-Key was used with a different body.",
+                ))
+            }
+            IdempotencyStart::Done(answer) => Ok(HttpClaim::Replay(PassThrough {
+                status: answer.status,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("idempotent-replayed".into(), "true".into()),
+                ],
+                body: Bytes::from(answer.body.to_string()),
+            })),
+            IdempotencyStart::Started {
+                version,
+                resumed_from,
+            } => Ok(HttpClaim::Started {
+                record_key,
+                version,
+                resumed_from,
+            }),
         }
     }
 }

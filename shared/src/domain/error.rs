@@ -54,6 +54,7 @@ error_codes! {
     RefreshInProgress => "refresh_in_progress",
     RefreshDeferred => "refresh_deferred",
     WebhookPublishFailed => "webhook_publish_failed",
+    CursorExpired => "cursor_expired",
     InternalError => "internal_error",
 }
 
@@ -161,6 +162,13 @@ impl ApiError {
 
     pub fn unavailable(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+    }
+
+    /// The same error under another code (e.g. a `validation_failed` that is more precisely
+    /// `cursor_expired`).
+    pub fn with_code(mut self, code: ErrorCode) -> Self {
+        self.code = code;
+        self
     }
 
     pub fn with_zoom(mut self, zoom: ZoomErrorInfo) -> Self {

@@ -164,6 +164,9 @@ pub struct Connection {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// The catalogue actions (`operationId`s) the granted scopes allow.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 impl From<&ConnectionRecord> for Connection {
@@ -181,6 +184,7 @@ impl From<&ConnectionRecord> for Connection {
             last_error: r.last_error.clone(),
             created_at: r.created_at,
             updated_at: r.updated_at,
+            capabilities: Vec::new(),
         }
     }
 }

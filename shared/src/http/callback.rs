@@ -79,7 +79,7 @@ pub async fn oauth_callback(
                 outcome
                     .result
                     .as_ref()
-                    .map(|i| i.connection_id.as_str())
+                    .map(|i| (i.connection_id.as_str(), i.missing_actions.as_slice()))
                     .map_err(|c| *c),
                 &connector.config.ui_origins,
                 &nonce,

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod limits;
 pub mod meta;
 pub mod openapi;
+pub mod openapi_catalogue;
 pub mod pages;
 pub mod problem;
 pub mod proxy;
@@ -17,15 +18,11 @@ pub mod zoom_actions;
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{any, get, patch, post};
+use axum::routing::{any, get, post};
 
 use common::require_api_key;
 use connections::{delete_connection, get_connection, list_connections, refresh_connection};
 use proxy::{proxy, proxy_without_path};
-use zoom_actions::{
-    create_meeting, delete_meeting, get_meeting, list_recordings, meeting_recordings,
-    update_livestream, update_meeting, zoom_me,
-};
 
 use crate::app::Connector;
 
@@ -71,23 +68,7 @@ fn actions_routes(connector: Connector) -> Router<Connector> {
             get(get_connection).delete(delete_connection),
         )
         .route("/connections/{id}/refresh", post(refresh_connection))
-        .route("/connections/{id}/zoom/me", get(zoom_me))
-        .route("/connections/{id}/zoom/meetings", post(create_meeting))
-        .route(
-            "/connections/{id}/zoom/meetings/{meeting_id}",
-            get(get_meeting)
-                .patch(update_meeting)
-                .delete(delete_meeting),
-        )
-        .route(
-            "/connections/{id}/zoom/meetings/{meeting_id}/livestream",
-            patch(update_livestream),
-        )
-        .route(
-            "/connections/{id}/zoom/meetings/{meeting_id}/recordings",
-            get(meeting_recordings),
-        )
-        .route("/connections/{id}/zoom/recordings", get(list_recordings))
+        .merge(zoom_actions::routes())
         .route("/connections/{id}/proxy/{*path}", any(proxy))
         .route("/connections/{id}/proxy", any(proxy_without_path))
         .route("/connections/{id}/proxy/", any(proxy_without_path))

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::{callback, connect, connections, meta, proxy, webhooks, zoom_actions};
+use super::{callback, connect, connections, meta, proxy, webhooks};
 
 struct ApiKeyScheme;
 
@@ -30,16 +30,18 @@ impl Modify for ApiKeyScheme {
         meta::healthz, openapi_json,
         connect::create_session, connect::connect_page, connect::connect_js, connect::session_status, connect::connect_submit, callback::oauth_callback, webhooks::zoom_webhook, webhooks::zoom_app_webhook,
         connections::list_connections, connections::get_connection, connections::delete_connection, connections::refresh_connection,
-        zoom_actions::zoom_me, zoom_actions::create_meeting, zoom_actions::get_meeting, zoom_actions::update_meeting, zoom_actions::delete_meeting,
-        zoom_actions::update_livestream, zoom_actions::meeting_recordings, zoom_actions::list_recordings, proxy::proxy,
+        proxy::proxy,
     ),
     // Not a route: the detail of the `Zoom Webhook Event` triggers on the bus, to code against.
     components(schemas(crate::domain::WebhookEventDetail)),
 )]
 pub struct ApiDoc;
 
-static DOCUMENT: LazyLock<String> =
-    LazyLock::new(|| ApiDoc::openapi().to_json().unwrap_or_default());
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    super::openapi_catalogue::add_catalogue(&mut document);
+    document.to_string()
+});
 
 pub fn document_json() -> String {
     DOCUMENT.clone()

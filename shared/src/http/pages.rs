@@ -5,6 +5,7 @@
 use crate::app::callback::CallbackErrorCode;
 use crate::app::connect::StoredSession;
 use crate::domain::AuthType;
+use crate::zoom::catalogue::MissingAction;
 
 pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -164,20 +165,55 @@ fn error_text(code: CallbackErrorCode) -> (&'static str, String) {
     }
 }
 
+/// What a connection made with too few scopes cannot do, and the scopes to add in the Zoom
+/// app (then reconnect). Empty when nothing is missing.
+fn missing_scopes_note(missing: &[MissingAction]) -> String {
+    if missing.is_empty() {
+        return String::new();
+    }
+    let items: String = missing
+        .iter()
+        .map(|(action, scopes)| {
+            format!(
+                "<li><code>{}</code>: add the scope <code>{}</code></li>",
+                escape(action),
+                scopes
+                    .iter()
+                    .map(|s| escape(s))
+                    .collect::<Vec<_>>()
+                    .join("</code> or <code>")
+            )
+        })
+        .collect();
+    format!(
+        "<div class=\"notice\" data-missing-actions=\"{}\"><p>Your Zoom app lacks scopes, so some actions will be refused until you add them in the Zoom App Marketplace (your app → Scopes) and connect again:</p><ul>{items}</ul></div>",
+        escape(
+            &missing
+                .iter()
+                .map(|(a, _)| *a)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    )
+}
+
 /// The result page; posts `message` to the opener on each allowed origin, then closes.
 pub fn result_page(
-    result: Result<&str, CallbackErrorCode>,
+    result: Result<(&str, &[MissingAction]), CallbackErrorCode>,
     origins: &[String],
     nonce: &str,
 ) -> String {
     let (attrs, title, content, message) = match result {
-        Ok(connection_id) => (
+        Ok((connection_id, missing)) => (
             format!(
                 "data-status=\"success\" data-connection-id=\"{}\"",
                 escape(connection_id)
             ),
             "Zoom connected",
-            "<h1>Zoom is connected</h1><p>You can close this window.</p>".to_owned(),
+            format!(
+                "<h1>Zoom is connected</h1>{}<p>You can close this window.</p>",
+                missing_scopes_note(missing)
+            ),
             serde_json::json!({ "type": "zoom-connector", "status": "success", "connection_id": connection_id }),
         ),
         Err(code) => {

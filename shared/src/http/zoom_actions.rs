@@ -1,121 +1,103 @@
-//! `/connections/{id}/zoom/**` (actions function): the Zoom actions, and the routes of the actions function.
+//! `/connections/{id}/zoom/**` (actions function): one route per row of the actions
+//! catalogue (`zoom::catalogue`), all served by one handler.
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::common::{JsonBody, no_content, pass};
 use crate::app::Connector;
-use crate::app::actions::ZoomCall;
+use crate::app::actions::catalogue::ActionRequest;
 use crate::domain::error::ApiError;
-use crate::zoom::paths::meeting_path_segment;
-use crate::zoom::recordings::{RecordingsPage, RecordingsQuery};
-use crate::zoom::schema::{validate_livestream, validate_meeting};
+use crate::zoom::catalogue::{ACTIONS, Action};
 
-#[utoipa::path(get, path = "/connections/{id}/zoom/me", tag = "zoom", security(("api_key" = [])),
-    params(("id" = String, Path)), responses((status = 200, description = "Zoom's GET /users/me"), (status = 409, description = "connection_needs_reauth / connection_revoked")))]
-pub async fn zoom_me(
-    State(c): State<Connector>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    Ok(pass(c.zoom_pass(&id, &ZoomCall::get("/users/me")).await?))
+/// The full route of an action.
+pub fn route_of(action: &Action) -> String {
+    format!("/connections/{{id}}/zoom{}", action.route)
 }
 
-#[utoipa::path(post, path = "/connections/{id}/zoom/meetings", tag = "zoom", security(("api_key" = [])),
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer (24 h)")),
-    request_body(content = Object, description = "Zoom's create-meeting body"),
-    responses((status = 201, description = "Zoom's meeting; `warning` when start_time ends in Z and a timezone is given"), (status = 400, description = "validation_failed"), (status = 429, description = "zoom_rate_limited")))]
-pub async fn create_meeting(
+/// Every catalogue route, its methods on one `MethodRouter` per path.
+pub fn routes() -> Router<Connector> {
+    let mut by_path: Vec<(String, MethodRouter<Connector>)> = Vec::new();
+    for action in ACTIONS {
+        let method = Method::from_bytes(action.method.as_bytes())
+            .expect("catalogue methods are HTTP methods");
+        let filter = MethodFilter::try_from(method).expect("catalogue methods are routable");
+        let handler = move |state, path, query, headers, request| {
+            run(action, state, path, query, headers, request)
+        };
+        let path = route_of(action);
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, router)) => *router = std::mem::take(router).on(filter, handler),
+            None => by_path.push((path, on(filter, handler))),
+        }
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(&path, methods)
+        })
+}
+
+async fn run(
+    action: &'static Action,
     State(c): State<Connector>,
-    Path(id): Path<String>,
+    Path(mut params): Path<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<serde_json::Value>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    Ok(pass(c.create_meeting(&id, &body, key).await?))
-}
-
-#[utoipa::path(get, path = "/connections/{id}/zoom/meetings/{meetingId}", tag = "zoom", security(("api_key" = [])),
-    params(("id" = String, Path), ("meetingId" = String, Path)), responses((status = 200, description = "Zoom's meeting"), (status = 404, description = "zoom_not_found (zoom.code 3001)")))]
-pub async fn get_meeting(
-    State(c): State<Connector>,
-    Path((id, meeting_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let path = format!("/meetings/{}", meeting_path_segment(&meeting_id)?);
-    Ok(pass(c.zoom_pass(&id, &ZoomCall::get(path)).await?))
-}
-
-#[utoipa::path(patch, path = "/connections/{id}/zoom/meetings/{meetingId}", tag = "zoom", security(("api_key" = [])),
-    params(("id" = String, Path), ("meetingId" = String, Path)), request_body(content = Object, description = "Zoom's update-meeting body"),
-    responses((status = 204, description = "Updated"), (status = 400, description = "validation_failed")))]
-pub async fn update_meeting(
-    State(c): State<Connector>,
-    Path((id, meeting_id)): Path<(String, String)>,
-    JsonBody(body): JsonBody<serde_json::Value>,
-) -> Result<Response, ApiError> {
-    validate_meeting(&body, false)?;
-    let path = format!("/meetings/{}", meeting_path_segment(&meeting_id)?);
-    Ok(no_content(
-        c.zoom_pass(&id, &ZoomCall::json(Method::PATCH, path, &body))
-            .await?,
-    ))
-}
-
-#[utoipa::path(delete, path = "/connections/{id}/zoom/meetings/{meetingId}", tag = "zoom", security(("api_key" = [])),
-    params(("id" = String, Path), ("meetingId" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "zoom_not_found")))]
-pub async fn delete_meeting(
-    State(c): State<Connector>,
-    Path((id, meeting_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let path = format!("/meetings/{}", meeting_path_segment(&meeting_id)?);
-    let call = ZoomCall {
-        method: Method::DELETE,
-        ..ZoomCall::get(path)
+    let id = params.remove("id").unwrap_or_default();
+    let body = match action.body_schema() {
+        Some(_) => Some(
+            JsonBody::<serde_json::Value>::from_request(request, &c)
+                .await?
+                .0,
+        ),
+        None => None,
     };
-    Ok(no_content(c.zoom_pass(&id, &call).await?))
+    let request = ActionRequest {
+        path: params.into_iter().collect(),
+        query,
+        body,
+        idempotency_key: headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let answer = c.run_action(&id, action, request).await?;
+    Ok(if action.status == 204 {
+        no_content(answer)
+    } else {
+        pass(answer)
+    })
 }
 
-#[utoipa::path(patch, path = "/connections/{id}/zoom/meetings/{meetingId}/livestream", tag = "zoom", security(("api_key" = [])),
-    params(("id" = String, Path), ("meetingId" = String, Path)), request_body(content = Object, description = "stream_url, stream_key, page_url"),
-    responses((status = 204, description = "Updated"), (status = 400, description = "validation_failed")))]
-pub async fn update_livestream(
-    State(c): State<Connector>,
-    Path((id, meeting_id)): Path<(String, String)>,
-    JsonBody(body): JsonBody<serde_json::Value>,
-) -> Result<Response, ApiError> {
-    validate_livestream(&body)?;
-    let path = format!(
-        "/meetings/{}/livestream",
-        meeting_path_segment(&meeting_id)?
-    );
-    Ok(no_content(
-        c.zoom_pass(&id, &ZoomCall::json(Method::PATCH, path, &body))
-            .await?,
-    ))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[utoipa::path(get, path = "/connections/{id}/zoom/meetings/{meetingId}/recordings", tag = "zoom", security(("api_key" = [])),
-    params(("id" = String, Path), ("meetingId" = String, Path, description = "Numeric id or UUID (double-encoded toward Zoom when needed)")),
-    responses((status = 200, description = "Zoom's meeting recordings"), (status = 404, description = "zoom_not_found")))]
-pub async fn meeting_recordings(
-    State(c): State<Connector>,
-    Path((id, meeting_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let path = format!(
-        "/meetings/{}/recordings",
-        meeting_path_segment(&meeting_id)?
-    );
-    Ok(pass(c.zoom_pass(&id, &ZoomCall::get(path)).await?))
-}
-
-#[utoipa::path(get, path = "/connections/{id}/zoom/recordings", tag = "zoom", security(("api_key" = [])),
-    params(("id" = String, Path), RecordingsQuery), responses((status = 200, body = RecordingsPage), (status = 400, description = "validation_failed")))]
-pub async fn list_recordings(
-    State(c): State<Connector>,
-    Path(id): Path<String>,
-    query: Result<Query<RecordingsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<RecordingsPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::validation(e.body_text()))?;
-    Ok(Json(c.list_recordings(&id, query).await?))
+    /// On AWS a route the template does not declare answers API Gateway's own 404, never
+    /// reaching the function: every catalogue route must be an event of the actions function.
+    #[test]
+    fn every_catalogue_route_is_declared_in_the_template() {
+        let template = include_str!("../../../template.yaml");
+        let lines: Vec<&str> = template.lines().map(str::trim).collect();
+        let declared: Vec<(&str, &str)> = lines
+            .windows(2)
+            .filter_map(|w| Some((w[0].strip_prefix("Path: ")?, w[1].strip_prefix("Method: ")?)))
+            .collect();
+        for action in ACTIONS {
+            let route = route_of(action);
+            assert!(
+                declared.contains(&(route.as_str(), action.method)),
+                "template.yaml lacks an HttpApi event {} {route}",
+                action.method
+            );
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Zoom as the connector sees it, without I/O: its quirks as data ([`profile`]) and the pure
 //! rules built on them. Nothing here calls Zoom; `app` does, through the `ZoomApi` port.
 
+pub mod catalogue;
 pub mod errors;
 
 pub mod exchange;
@@ -10,6 +11,7 @@ pub mod paths;
 pub mod profile;
 
 pub mod recordings;
+pub mod requests;
 
 pub mod schema;
 

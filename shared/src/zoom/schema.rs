@@ -12,6 +12,11 @@ pub const ZOOM_OPENAPI: &str = include_str!("../../zoom/meetings-api-subset.open
 static ZOOM_SPEC: LazyLock<serde_json::Value> =
     LazyLock::new(|| serde_json::from_str(ZOOM_OPENAPI).unwrap_or_default());
 
+/// Zoom's description, parsed once.
+pub fn zoom_spec() -> &'static serde_json::Value {
+    &ZOOM_SPEC
+}
+
 fn request_schema(path: &str, method: &str) -> Option<&'static serde_json::Value> {
     ZOOM_SPEC
         .get("paths")?
@@ -161,8 +166,15 @@ pub fn validate_livestream(body: &serde_json::Value) -> Result<(), ApiError> {
             "The body must be a JSON object with stream_url, stream_key and page_url.",
         )]));
     }
-    let errors = LIVESTREAM_VALIDATOR
-        .as_ref()
+    checked(LIVESTREAM_VALIDATOR.as_ref(), body)
+}
+
+/// `Ok` when `body` meets the schema (or there is none to check against).
+fn checked(
+    validator: Option<&jsonschema::Validator>,
+    body: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let errors = validator
         .map(|v| schema_errors(v, body))
         .unwrap_or_default();
     if errors.is_empty() {
@@ -170,6 +182,30 @@ pub fn validate_livestream(body: &serde_json::Value) -> Result<(), ApiError> {
     } else {
         Err(validation_failed(errors))
     }
+}
+
+/// Compiled schemas of the catalogue's bodies, by the schema's address (they are static).
+static BODY_VALIDATORS: LazyLock<
+    std::sync::Mutex<std::collections::HashMap<usize, Option<&'static jsonschema::Validator>>>,
+> = LazyLock::new(Default::default);
+
+/// Validates a body against one of Zoom's request schemas (from its description).
+pub fn validate_body(
+    schema: &'static serde_json::Value,
+    body: &serde_json::Value,
+) -> Result<(), ApiError> {
+    if !body.is_object() {
+        return Err(validation_failed(vec![field_error(
+            "(body)",
+            "The body must be a JSON object (Zoom's fields).",
+        )]));
+    }
+    let validator = *BODY_VALIDATORS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(schema as *const _ as usize)
+        .or_insert_with(|| compile(Some(schema)).map(|v| &*Box::leak(Box::new(v))));
+    checked(validator, body)
 }
 
 /// `yyyy-MM-ddTHH:mm:ss` with an optional `Z`, a real calendar date and time.

@@ -1,17 +1,15 @@
 //! Creating a meeting exactly once per key: over HTTP with `Idempotency-Key` and from queued
 //! events, a retry that finds an unknown outcome looks at Zoom before creating again.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::Method;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::app::Connector;
 use crate::app::actions::{PassThrough, ZoomCall};
-use crate::app::idempotency::IdempotencyStart;
+use crate::app::idempotency::HttpClaim;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotentAnswer, MeetingClaim};
 use crate::ports::ItemKind;
@@ -31,35 +29,11 @@ impl Connector {
         let Some(key) = idempotency_key else {
             return self.create_meeting_once(id, body, warning.as_deref()).await;
         };
-        if key.is_empty() || key.len() > 255 {
-            return Err(ApiError::validation(
-                "`Idempotency-Key` must be 1 to 255 characters.",
-            ));
-        }
-        let record_key = format!("http|{id}|{}", sha256_hex(key));
         let fingerprint = sha256_hex(&body.to_string());
-        match self
-            .begin_idempotent(&record_key, &fingerprint, Duration::from_secs(20))
-            .await?
-        {
-            IdempotencyStart::Done(answer) => {
-                if answer.fingerprint != fingerprint {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        ErrorCode::IdempotencyKeyReused,
-                        "This Idempotency-Key was used with a different body.",
-                    ));
-                }
-                Ok(PassThrough {
-                    status: answer.status,
-                    headers: vec![
-                        ("content-type".into(), "application/json".into()),
-                        ("idempotent-replayed".into(), "true".into()),
-                    ],
-                    body: Bytes::from(answer.body.to_string()),
-                })
-            }
-            IdempotencyStart::Started {
+        match self.claim_http_key(id, key, &fingerprint).await? {
+            HttpClaim::Replay(answer) => Ok(answer),
+            HttpClaim::Started {
+                record_key,
                 version,
                 resumed_from,
             } => {

@@ -12,6 +12,7 @@ use super::tokens::TokenNeed;
 use super::{Connector, ZOOM_API_TIMEOUT};
 use crate::zoom::errors::{map_zoom_error, transport_error};
 
+pub mod catalogue;
 pub mod meetings;
 pub mod recordings;
 use crate::domain::error::{ApiError, ErrorCode};
