@@ -4,11 +4,11 @@
 //! (and every answer it read) against Zoom's OpenAPI description.
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e_tests::answer::Answer;
+use e2e_tests::fakes::ShortApiTimeout;
 use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for};
 use futures::future::join_all;
 use reqwest::Method;
@@ -19,7 +19,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zoom_connector::app::Connector;
 use zoom_connector::config::Config;
 use zoom_connector::domain::ConnectionStatus;
-use zoom_connector::ports::{ZoomApi, ZoomRequest, ZoomResponse, ZoomTransportError};
 use zoom_sim::contract::{
     load_zoom_openapi, match_path_template, openapi_request_schema, openapi_response_schema,
 };
@@ -32,60 +31,6 @@ async fn connected(backend: Backend) -> (TestStack, String) {
     let stack = TestStack::start(StackOptions::new(backend)).await;
     let id = stack.connect_platform().await;
     (stack, id)
-}
-
-/// Status, headers and body (JSON when it parses, else a string) of an answer.
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    bytes: Vec<u8>,
-}
-
-impl Answer {
-    async fn of(r: reqwest::Response) -> Self {
-        Self {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            bytes: r.bytes().await.expect("answer body").to_vec(),
-        }
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.bytes).unwrap_or_else(|_| {
-            panic!(
-                "answer {} is not JSON: {}",
-                self.status,
-                String::from_utf8_lossy(&self.bytes)
-            )
-        })
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts a problem+json answer with this status and code; returns the document.
-    fn problem(&self, status: u16, code: &str) -> Value {
-        assert_eq!(
-            self.status,
-            status,
-            "expected {status} {code}, got {}: {}",
-            self.status,
-            String::from_utf8_lossy(&self.bytes)
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "problem content type"
-        );
-        let doc = self.json();
-        assert_eq!(doc["code"], code, "{doc:#}");
-        assert_eq!(doc["status"], status, "{doc:#}");
-        for member in ["type", "title", "detail"] {
-            assert!(doc[member].is_string(), "problem lacks {member}: {doc:#}");
-        }
-        doc
-    }
 }
 
 async fn call(stack: &TestStack, method: Method, path: &str, body: Option<Value>) -> Answer {
@@ -390,15 +335,7 @@ async fn create_meeting_case(backend: Backend) {
     assert!(check_contract(&stack.sim) >= 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn create_meeting_answers_201_with_zooms_body_local() {
-    create_meeting_case(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn create_meeting_answers_201_with_zooms_body_aws() {
-    create_meeting_case(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(create_meeting_answers_201_with_zooms_body_local, create_meeting_answers_201_with_zooms_body_aws; create_meeting_case);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn get_update_delete_meeting() {
@@ -696,15 +633,7 @@ async fn recordings_walk_case(backend: Backend) {
     check_contract(&stack.sim);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn recordings_walk_every_window_and_page_once_local() {
-    recordings_walk_case(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn recordings_walk_every_window_and_page_once_aws() {
-    recordings_walk_case(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(recordings_walk_every_window_and_page_once_local, recordings_walk_every_window_and_page_once_aws; recordings_walk_case);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn recordings_query_is_validated() {
@@ -898,15 +827,7 @@ async fn proxy_case(backend: Backend) {
     check_contract(&stack.sim);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn proxy_passes_method_path_query_body_and_injects_the_token_local() {
-    proxy_case(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn proxy_passes_method_path_query_body_and_injects_the_token_aws() {
-    proxy_case(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(proxy_passes_method_path_query_body_and_injects_the_token_local, proxy_passes_method_path_query_body_and_injects_the_token_aws; proxy_case);
 
 /// The contract check itself can fail: the proxy does not validate, so an off-contract body
 /// and an undeclared query parameter reach the simulator and must be caught.
@@ -1261,40 +1182,18 @@ async fn server_errors_retry_safe_calls_only() {
     check_contract(&stack.sim);
 }
 
-/// Zoom's REST client with a short per-call timeout, so a hanging Zoom is seen in a test.
-struct ShortTimeout {
-    inner: Arc<dyn ZoomApi>,
-    timeout: Duration,
-}
-
-impl ZoomApi for ShortTimeout {
-    // The shape `#[async_trait]` gives the trait method.
-    fn send<'life0, 'async_trait>(
-        &'life0 self,
-        mut request: ZoomRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ZoomResponse, ZoomTransportError>> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        request.timeout = request.timeout.min(self.timeout);
-        self.inner.send(request)
-    }
-}
-
 /// A second "container" on the same backend whose Zoom calls time out after `timeout`,
 /// serving the actions router on its own port. Returns its base URL.
 async fn short_timeout_actions(
     stack: &TestStack,
     timeout: Duration,
 ) -> (String, tokio::task::JoinHandle<()>) {
-    let config: Config = (*stack.connector.config).clone();
-    let (mut ports, _) = ports_for(&config, stack.aws.as_ref(), stack.data_dir.path());
-    ports.zoom = Arc::new(ShortTimeout {
-        inner: ports.zoom,
-        timeout,
+    let connector = stack.container_with(|ports| {
+        ports.zoom = Arc::new(ShortApiTimeout {
+            inner: ports.zoom.clone(),
+            timeout,
+        })
     });
-    let connector = Connector::new(config, ports);
     let router = zoom_connector::http::actions_router(connector);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -1670,15 +1569,7 @@ async fn concurrent_duplicates_case(backend: Backend) {
     check_contract(&stack.sim);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_duplicates_create_one_meeting_local() {
-    concurrent_duplicates_case(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_duplicates_create_one_meeting_aws() {
-    concurrent_duplicates_case(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(concurrent_duplicates_create_one_meeting_local, concurrent_duplicates_create_one_meeting_aws; concurrent_duplicates_case);
 
 // ---- API base ---------------------------------------------------------------------------
 

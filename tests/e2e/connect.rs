@@ -185,15 +185,7 @@ async fn platform_flow(backend: Backend) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn platform_app_flow_local() {
-    platform_flow(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn platform_app_flow_aws() {
-    platform_flow(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(platform_app_flow_local, platform_app_flow_aws; platform_flow);
 
 async fn byo_flow(backend: Backend) {
     let stack = stack(backend).await;
@@ -248,15 +240,7 @@ async fn byo_flow(backend: Backend) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn byo_app_flow_local() {
-    byo_flow(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn byo_app_flow_aws() {
-    byo_flow(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(byo_app_flow_local, byo_app_flow_aws; byo_flow);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn choice_page_then_byo_form() {
@@ -366,15 +350,7 @@ async fn same_user_twice(backend: Backend) {
     assert_eq!(connection_count(&stack).await, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn same_zoom_user_twice_local() {
-    same_user_twice(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn same_zoom_user_twice_aws() {
-    same_user_twice(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(same_zoom_user_twice_local, same_zoom_user_twice_aws; same_user_twice);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reconnect_into_existing_connection() {
@@ -943,15 +919,7 @@ async fn session_status_and_helper(backend: Backend) {
     assert_eq!(r.headers()["etag"], etag.as_str());
 }
 
-#[tokio::test]
-async fn session_status_and_helper_local() {
-    session_status_and_helper(Backend::Local).await;
-}
-
-#[tokio::test]
-async fn session_status_and_helper_aws() {
-    session_status_and_helper(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(session_status_and_helper_local, session_status_and_helper_aws; session_status_and_helper);
 
 /// A reconnect must come back as the connection's own Zoom user: signed in as another user
 /// (or account), the page says `reconnect_user_mismatch` (409), the connection keeps its user,

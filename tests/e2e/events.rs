@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::deployed::sqs_record;
-use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for, unique};
+use e2e_tests::stack::{Backend, StackOptions, TestStack, unique};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -335,17 +335,13 @@ impl ZoomApi for OrderedZoom {
 }
 
 fn container_with_ordered_zoom(stack: &TestStack, held: &str) -> Connector {
-    let (mut ports, _) = ports_for(
-        &stack.connector.config,
-        stack.aws.as_ref(),
-        stack.data_dir.path(),
-    );
-    ports.zoom = Arc::new(OrderedZoom {
-        inner: ports.zoom.clone(),
-        held: held.to_owned(),
-        released: tokio::sync::watch::channel(false).0,
-    });
-    Connector::new((*stack.connector.config).clone(), ports)
+    stack.container_with(|ports| {
+        ports.zoom = Arc::new(OrderedZoom {
+            inner: ports.zoom.clone(),
+            held: held.to_owned(),
+            released: tokio::sync::watch::channel(false).0,
+        })
+    })
 }
 
 async fn mixed_batch_reports_each_message_once(backend: Backend) {

@@ -11,74 +11,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e_tests::answer::Answer;
+use e2e_tests::fakes::{AheadClock, ShortApiTimeout, oauth_with_timeout};
 use e2e_tests::faultproxy::{AwsFault, FaultProxy};
-use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for, serve};
+use e2e_tests::stack::{Backend, StackOptions, TestStack, serve};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use zoom_connector::adapters::zoom_http::{HttpZoomOAuth, http_client};
 use zoom_connector::app::Connector;
 use zoom_connector::app::meeting_events::EventOutcome;
 use zoom_connector::app::tokens::refresh::LEASE_SECS;
 use zoom_connector::domain::idempotency::IDEMPOTENCY_STALE_SECS;
 use zoom_connector::domain::{ConnectionRecord, ConnectionSecret, ConnectionStatus};
-use zoom_connector::ports::{
-    Clock, ItemKind, ZoomApi, ZoomRequest, ZoomResponse, ZoomTransportError,
-};
+use zoom_connector::ports::ItemKind;
 use zoom_sim::{Fault, FaultTarget};
-
-// ---- helpers ------------------------------------------------------------------------------
-
-/// Status, headers and body of an answer.
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Answer {
-    async fn of(r: reqwest::Response) -> Self {
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Self {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// A problem+json answer with one of `statuses` and this code, and a `Retry-After`.
-    fn retryable_problem(&self, statuses: &[u16], code: &str, what: &str) {
-        assert!(
-            statuses.contains(&self.status),
-            "{what}: expected {statuses:?} {code}, got {}: {}",
-            self.status,
-            self.text
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{what}: {}",
-            self.text
-        );
-        assert_eq!(self.body["code"], code, "{what}: {}", self.text);
-        assert_eq!(self.body["status"], self.status, "{what}");
-        assert!(
-            self.header("retry-after").is_some(),
-            "{what}: a retryable failure carries Retry-After"
-        );
-    }
-}
 
 async fn send(
     stack: &TestStack,
@@ -149,29 +97,6 @@ fn meeting_body(topic: &str) -> Value {
     json!({ "topic": topic, "type": 2, "start_time": "2031-03-04T10:00:00Z", "duration": 30 })
 }
 
-/// Clock of a container whose view of time is ahead of the others'.
-struct AheadClock(time::Duration);
-
-impl Clock for AheadClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.0
-    }
-}
-
-/// Zoom's REST client with a shorter per-call timeout, so a hanging Zoom is seen quickly.
-struct ShortApiTimeout {
-    inner: Arc<dyn ZoomApi>,
-    timeout: Duration,
-}
-
-#[async_trait::async_trait]
-impl ZoomApi for ShortApiTimeout {
-    async fn send(&self, mut request: ZoomRequest) -> Result<ZoomResponse, ZoomTransportError> {
-        request.timeout = request.timeout.min(self.timeout);
-        self.inner.send(request).await
-    }
-}
-
 /// Another container on the stack's backend, optionally with short Zoom timeouts or a clock
 /// ahead of real time.
 fn container(
@@ -180,25 +105,20 @@ fn container(
     api_timeout: Option<Duration>,
     ahead: Option<time::Duration>,
 ) -> Connector {
-    let config = (*stack.connector.config).clone();
-    let (mut ports, _) = ports_for(&config, stack.aws.as_ref(), stack.data_dir.path());
-    if let Some(timeout) = oauth_timeout {
-        ports.oauth = Arc::new(HttpZoomOAuth::new(
-            http_client(),
-            &config.zoom_oauth_url,
-            timeout,
-        ));
-    }
-    if let Some(timeout) = api_timeout {
-        ports.zoom = Arc::new(ShortApiTimeout {
-            inner: ports.zoom,
-            timeout,
-        });
-    }
-    if let Some(ahead) = ahead {
-        ports.clock = Arc::new(AheadClock(ahead));
-    }
-    Connector::new(config, ports)
+    stack.container_with(|ports| {
+        if let Some(timeout) = oauth_timeout {
+            ports.oauth = oauth_with_timeout(&stack.connector.config, timeout);
+        }
+        if let Some(timeout) = api_timeout {
+            ports.zoom = Arc::new(ShortApiTimeout {
+                inner: ports.zoom.clone(),
+                timeout,
+            });
+        }
+        if let Some(ahead) = ahead {
+            ports.clock = Arc::new(AheadClock(ahead));
+        }
+    })
 }
 
 async fn serve_container(connector: Connector) -> e2e_tests::stack::Served {

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for, serve};
+use e2e_tests::fakes::{AheadClock, oauth_with_timeout};
+use e2e_tests::stack::{Backend, StackOptions, TestStack, serve};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::Value;
 use time::OffsetDateTime;
-use zoom_connector::adapters::zoom_http::{HttpZoomOAuth, http_client};
 use zoom_connector::app::Connector;
 use zoom_connector::app::sweep::{DEADLINE_MARGIN, SweepReport};
 use zoom_connector::app::tokens::refresh::LEASE_SECS;
@@ -157,19 +157,14 @@ fn container_with(
     oauth_timeout: Option<Duration>,
     clock: Option<Arc<dyn Clock>>,
 ) -> Connector {
-    let config = (*stack.connector.config).clone();
-    let (mut ports, _) = ports_for(&config, stack.aws.as_ref(), stack.data_dir.path());
-    if let Some(timeout) = oauth_timeout {
-        ports.oauth = Arc::new(HttpZoomOAuth::new(
-            http_client(),
-            &config.zoom_oauth_url,
-            timeout,
-        ));
-    }
-    if let Some(clock) = clock {
-        ports.clock = clock;
-    }
-    Connector::new(config, ports)
+    stack.container_with(|ports| {
+        if let Some(timeout) = oauth_timeout {
+            ports.oauth = oauth_with_timeout(&stack.connector.config, timeout);
+        }
+        if let Some(clock) = clock {
+            ports.clock = clock;
+        }
+    })
 }
 
 fn assert_problem(status: u16, body: &Value, want_status: u16, want_code: &str) {
@@ -426,15 +421,6 @@ async fn hanging_token_endpoint_is_abandoned_cleanly(backend: Backend) {
     let counters = stack.sim.counters();
     assert_eq!(counters.refresh_grants, 1);
     assert_eq!(counters.refresh_token_reuse, 0);
-}
-
-/// Clock of a container whose view of time is ahead: it sees other leases as expired.
-struct AheadClock(time::Duration);
-
-impl Clock for AheadClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.0
-    }
 }
 
 /// Container A's Zoom call is slow; container B, for which A's lease has run out (its clock
@@ -885,14 +871,16 @@ async fn sweep_keeps_refresh_tps_and_its_deadline(backend: Backend) {
     for id in &ids {
         make_due(&stack.connector, id).await;
     }
-    let config = (*stack.connector.config).clone();
-    let (mut ports, _) = ports_for(&config, stack.aws.as_ref(), stack.data_dir.path());
-    let log = Arc::new(WriteLog {
-        inner: ports.secrets.clone(),
-        writes: Mutex::new(Vec::new()),
+    let mut log = None;
+    let sweeper = stack.container_with(|ports| {
+        let writes = Arc::new(WriteLog {
+            inner: ports.secrets.clone(),
+            writes: Mutex::new(Vec::new()),
+        });
+        ports.secrets = writes.clone();
+        log = Some(writes);
     });
-    ports.secrets = log.clone();
-    let sweeper = Connector::new(config, ports);
+    let log = log.expect("the sweeper's write log");
     let still_due = || async {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         stack

@@ -244,12 +244,4 @@ async fn no_secret_leaks(backend: Backend) {
 
 // current_thread: the thread-local TRACE subscriber then sees every task of the test (the
 // connector's routers and the simulator are spawned on this runtime).
-#[tokio::test(flavor = "current_thread")]
-async fn no_secret_in_logs_or_answers_local() {
-    no_secret_leaks(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn no_secret_in_logs_or_answers_aws() {
-    no_secret_leaks(Backend::Aws).await;
-}
+e2e_tests::on_both_backends!(no_secret_in_logs_or_answers_local, no_secret_in_logs_or_answers_aws; no_secret_leaks);

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use e2e_tests::on_both_backends;
-use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for, serve};
+use e2e_tests::stack::{Backend, StackOptions, TestStack, serve};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use zoom_connector::app::{Connector, Ports};
+use zoom_connector::app::Connector;
 use zoom_connector::domain::error::StoreError;
 use zoom_connector::ports::EventBus;
 use zoom_sim::webhook::{sign_webhook, url_validation_event};
@@ -118,17 +118,13 @@ impl EventBus for FlakyBus {
 
 /// Another webhooks "container" on the same stores whose bus fails `failures` times.
 fn flaky_container(stack: &TestStack, failures: usize, delay: Duration) -> Connector {
-    let (ports, _) = ports_for(
-        &stack.connector.config,
-        stack.aws.as_ref(),
-        stack.data_dir.path(),
-    );
-    let bus = Arc::new(FlakyBus {
-        inner: ports.bus,
-        failures: AtomicUsize::new(failures),
-        delay,
-    });
-    Connector::new((*stack.connector.config).clone(), Ports { bus, ..ports })
+    stack.container_with(|ports| {
+        ports.bus = Arc::new(FlakyBus {
+            inner: ports.bus.clone(),
+            failures: AtomicUsize::new(failures),
+            delay,
+        })
+    })
 }
 
 const TRIGGERS: [&str; 11] = [

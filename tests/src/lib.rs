@@ -2,7 +2,9 @@
 //! process per test binary, never skipped), the Zoom simulator, and a running connector on a
 //! loopback port with either store backend.
 
+pub mod answer;
 pub mod deployed;
+pub mod fakes;
 pub mod faultproxy;
 pub mod front;
 pub mod moto;

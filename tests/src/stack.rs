@@ -362,11 +362,15 @@ impl TestStack {
     /// Another "Lambda container" on the same backend: same stores, its own token and key
     /// caches (so it reads the connector secret afresh).
     pub fn another_container(&self) -> Connector {
-        let (ports, _) = ports_for(
-            &self.connector.config,
-            self.aws.as_ref(),
-            self.data_dir.path(),
-        );
-        Connector::new((*self.connector.config).clone(), ports)
+        self.container_with(|_| {})
+    }
+
+    /// Another container whose ports `adjust` changes first (a fake bus, a slow Zoom, a
+    /// clock ahead, see `crate::fakes`): the one builder of extra containers.
+    pub fn container_with(&self, adjust: impl FnOnce(&mut Ports)) -> Connector {
+        let config = (*self.connector.config).clone();
+        let (mut ports, _) = ports_for(&config, self.aws.as_ref(), self.data_dir.path());
+        adjust(&mut ports);
+        Connector::new(config, ports)
     }
 }

@@ -640,9 +640,8 @@ mod hostile_input_tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::adapters::local::LocalStore;
+
     use crate::app::callback::{CallbackErrorCode, CallbackParams};
-    use crate::config::Config;
 
     const UI: &str = "https://ui.example.test";
 
@@ -653,17 +652,12 @@ mod hostile_input_tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let env = |k: &str| match k {
-            "CONNECTOR_PUBLIC_URL" => Some("https://connector.example.test".to_owned()),
-            "CONNECTOR_UI_ORIGINS" => Some(UI.to_owned()),
+        let (connector, dir) = crate::wiring::test_connector(&[
+            ("CONNECTOR_PUBLIC_URL", "https://connector.example.test"),
+            ("CONNECTOR_UI_ORIGINS", UI),
             // Never reached: nothing here may get as far as Zoom.
-            "ZOOM_OAUTH_URL" => Some("http://127.0.0.1:9".to_owned()),
-            _ => None,
-        };
-        let config = Config::from_lookup(env, None).unwrap();
-        let connector =
-            crate::wiring::local_connector(config, LocalStore::open(dir.path()).unwrap());
+            ("ZOOM_OAUTH_URL", "http://127.0.0.1:9"),
+        ]);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -680,8 +680,6 @@ mod hostile_input_tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::adapters::local::LocalStore;
-    use crate::config::Config;
 
     const TOKEN: &str = "webhook-secret-token";
 
@@ -692,14 +690,8 @@ mod hostile_input_tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config::from_lookup(
-            |k| (k == "PLATFORM_CLIENT_ID").then(|| "platform-client".to_owned()),
-            Some("http://127.0.0.1:3000"),
-        )
-        .unwrap();
-        let connector =
-            crate::wiring::local_connector(config, LocalStore::open(dir.path()).unwrap());
+        let (connector, dir) =
+            crate::wiring::test_connector(&[("PLATFORM_CLIENT_ID", "platform-client")]);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

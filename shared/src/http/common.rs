@@ -219,11 +219,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn router() -> (Router, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let config =
-            crate::config::Config::from_lookup(|_| None, Some("http://127.0.0.1:3000")).unwrap();
-        let store = crate::adapters::local::LocalStore::open(dir.path()).unwrap();
-        let connector = crate::wiring::local_connector(config, store);
+        let (connector, dir) = crate::wiring::test_connector(&[]);
         #[derive(serde::Deserialize)]
         struct Q {
             #[allow(dead_code)]

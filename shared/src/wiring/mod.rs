@@ -101,3 +101,18 @@ pub async fn seed_secrets(connector: &Connector, seed: &SeedSecrets<'_>) -> Resu
     }
     Ok(())
 }
+
+/// A connector on a fresh local store in a temporary directory, for unit tests; `env` sets
+/// configuration variables (the public URL defaults to the local stack's).
+#[cfg(test)]
+pub fn test_connector(env: &[(&str, &str)]) -> (Connector, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let lookup = |k: &str| {
+        env.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    };
+    let config = Config::from_lookup(lookup, Some("http://127.0.0.1:3000")).expect("test config");
+    let store = LocalStore::open(dir.path()).expect("a local store");
+    (local_connector(config, store), dir)
+}

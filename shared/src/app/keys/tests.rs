@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 
 use super::*;
-use crate::adapters::local::LocalStore;
-use crate::config::Config;
 use crate::domain::error::StoreError;
 use crate::ports::{SecretStore, StoreResult};
 
@@ -49,10 +47,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(keys: serde_json::Value) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config::from_lookup(|_| None, Some("http://127.0.0.1:3000")).unwrap();
-        let mut connector =
-            crate::wiring::local_connector(config, LocalStore::open(dir.path()).unwrap());
+        let (mut connector, dir) = crate::wiring::test_connector(&[]);
         let secrets = Arc::new(FakeSecrets::default());
         connector.secrets = secrets.clone();
         let f = Self {
