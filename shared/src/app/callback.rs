@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use super::connect::{SessionState, SessionStatus, StoredState, binding_cookie_name};
 use super::events;
@@ -37,6 +39,10 @@ pub enum CallbackErrorCode {
     RedirectUriMismatch,
     /// A reconnect came back as another Zoom user or account than the connection's.
     ReconnectUserMismatch,
+    /// Zoom revoked this sign-in's tokens before we could use them: the same Zoom user signed
+    /// in again meanwhile (another tab, a double click), and the newer sign-in is the one that
+    /// counts (Zoom keeps only the newest grant of a user and app).
+    AuthorizationSuperseded,
     ZoomUnavailable,
     ZoomError,
     /// Our storage was briefly unavailable (throttling, 5xx); retrying helps.
@@ -54,6 +60,7 @@ impl CallbackErrorCode {
             Self::InvalidGrant => "invalid_grant",
             Self::RedirectUriMismatch => "redirect_uri_mismatch",
             Self::ReconnectUserMismatch => "reconnect_user_mismatch",
+            Self::AuthorizationSuperseded => "authorization_superseded",
             Self::ZoomUnavailable => "zoom_unavailable",
             Self::ZoomError => "zoom_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
@@ -77,7 +84,7 @@ impl CallbackErrorCode {
             Self::StateInvalid | Self::InvalidGrant | Self::RedirectUriMismatch => 400,
             Self::InvalidClient => 401,
             Self::AccessDenied | Self::AdminPreapprovalRequired => 403,
-            Self::ReconnectUserMismatch => 409,
+            Self::ReconnectUserMismatch | Self::AuthorizationSuperseded => 409,
             // A 4xx like every failure page: the request failed because a request it depends
             // on (Zoom's, or our storage's) failed. The page says to retry.
             Self::ZoomUnavailable | Self::ZoomError | Self::TemporarilyUnavailable => 424,
@@ -122,7 +129,23 @@ const USERS_ME_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Storing a new authorization (identity claim, secret, record, event): a handful of AWS
 /// operations, each bounded by the SDK's own timeouts, and all of them by this.
-const STORE_BUDGET: Duration = Duration::from_secs(12);
+pub const STORE_BUDGET: Duration = Duration::from_secs(12);
+
+/// Of the storing budget: how long a callback waits for another callback of the same Zoom user
+/// to finish writing the connection it claimed (`identity`), counted from the start of storing.
+const CLAIM_WAIT: Duration = Duration::from_secs(6);
+
+/// Of the storing budget: until when a callback waits for the refresh lease of an existing
+/// connection (a refresh in flight, or other callbacks of the same user writing before it),
+/// counted from the start of storing. The rest is for the writes themselves.
+const LEASE_WAIT: Duration = Duration::from_secs(8);
+
+/// How much later another container's clock may be: a stored authorization this close to the
+/// start of our code exchange may be newer than ours, and Zoom is asked which one stands.
+const AUTHORIZED_AT_SKEW: time::Duration = time::Duration::seconds(2);
+
+/// Asking Zoom whether this grant still stands (a light `/users/me`).
+const SUPERSEDED_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The authorization code is single-use: it is only spent when the exchange, `/users/me` and
 /// storing the result all fit before the invocation's deadline. Otherwise the person gets
@@ -292,6 +315,8 @@ impl Connector {
             );
             return Err(CallbackErrorCode::TemporarilyUnavailable);
         }
+        // Before Zoom issues the grant: a stored authorization older than this is older than ours.
+        let exchange_started = self.now();
         let tokens = self
             .oauth
             .exchange_code(
@@ -316,7 +341,11 @@ impl Connector {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "reading the Zoom user failed");
-                if e.status.is_server_error() || e.status.as_u16() == 429 {
+                if e.code == ErrorCode::ZoomUnauthorized {
+                    // A token Zoom issued a moment ago and already refuses: revoked by a newer
+                    // authorization of the same user and app (Zoom error 4741).
+                    CallbackErrorCode::AuthorizationSuperseded
+                } else if e.status.is_server_error() || e.status.as_u16() == 429 {
                     CallbackErrorCode::ZoomUnavailable
                 } else {
                     CallbackErrorCode::ZoomError
@@ -338,9 +367,11 @@ impl Connector {
             scopes: tokens.scopes.clone(),
             api_url: tokens.api_url.clone(),
         };
-        let stored_in_time =
-            tokio::time::timeout(STORE_BUDGET, self.store_authorization(stored, zoom, secret))
-                .await;
+        let stored_in_time = tokio::time::timeout(
+            STORE_BUDGET,
+            self.store_authorization(stored, zoom, secret, exchange_started),
+        )
+        .await;
         let Ok(info) = stored_in_time else {
             tracing::error!(
                 event = "callback_store_timeout",
@@ -394,15 +425,18 @@ impl Connector {
     }
 
     /// The uniqueness rule and the writes: tokens into the connection that already belongs to
-    /// this Zoom user and app, else into the reconnected one, else into a new one.
+    /// this Zoom user and app, else into the reconnected one, else into a new one. Tokens go
+    /// into an existing connection under its refresh lease (never racing a refresh in flight),
+    /// and only when no newer authorization of the user is stored there.
     async fn store_authorization(
         &self,
         stored: &StoredState,
         zoom: ZoomIdentity,
         secret: ConnectionSecret,
+        exchange_started: OffsetDateTime,
     ) -> Result<ConnectedInfo, ApiError> {
+        let started = Instant::now();
         let key = identity_key(&secret.client_id, &zoom);
-        let now = self.now();
         if let Some(target) = &stored.connection_id
             && let Some(record) = self.store.get_connection(target).await?
             && (record.zoom.user_id != zoom.user_id || record.zoom.account_id != zoom.account_id)
@@ -415,22 +449,90 @@ impl Connector {
             .connection_id
             .clone()
             .unwrap_or_else(new_connection_id);
-        let owner = self.claim_identity(&key, &candidate).await?;
+        let owner = self
+            .claim_identity(&key, &candidate, started + CLAIM_WAIT)
+            .await?;
         let existing_record = self.store.get_connection(&owner).await?;
-        let existing = existing_record.is_some();
-
-        // A reconnect through another app (same Zoom user; another user was refused above)
-        // frees the old app's uniqueness item.
-        if let Some(old) = existing_record
-            .as_ref()
-            .filter(|r| r.zoom != zoom || r.client_id != secret.client_id)
-        {
-            let old_key = identity_key(&old.client_id, &old.zoom);
-            if old_key != key {
-                self.release_identity(&old_key, &old.id).await?;
+        let Some(existing_record) = existing_record else {
+            return self
+                .write_authorization(stored, &zoom, secret, &owner, false)
+                .await;
+        };
+        let wait = (started + LEASE_WAIT).saturating_duration_since(Instant::now());
+        let Some(lease) = self.hold_refresh_lease(&owner, "authorize", wait).await? else {
+            return Err(ApiError::unavailable(
+                ErrorCode::StoreUnavailable,
+                "A refresh of this connection is taking long; retry.",
+            ));
+        };
+        let result = async {
+            if self.superseded(&owner, &secret, exchange_started).await? {
+                tracing::info!(connection_id = %owner, event = "authorization_superseded", "a newer authorization of this Zoom user is stored; this one's tokens are not");
+                return Ok(ConnectedInfo {
+                    connection_id: owner.clone(),
+                    existing: true,
+                });
             }
+            // A reconnect through another app (same Zoom user; another user was refused above)
+            // frees the old app's uniqueness item.
+            if existing_record.zoom != zoom || existing_record.client_id != secret.client_id {
+                let old_key = identity_key(&existing_record.client_id, &existing_record.zoom);
+                if old_key != key {
+                    self.release_identity(&old_key, &existing_record.id).await?;
+                }
+            }
+            self.write_authorization(stored, &zoom, secret, &owner, true)
+                .await
         }
+        .await;
+        self.release_held_lease(&owner, lease).await;
+        result
+    }
 
+    /// Whether the connection already holds a newer authorization of this Zoom user than the
+    /// one in `secret` (a concurrent callback stored it). Only asked when the stored one is
+    /// about as recent as ours; then Zoom tells: it refuses a superseded grant's token.
+    async fn superseded(
+        &self,
+        owner: &str,
+        secret: &ConnectionSecret,
+        exchange_started: OffsetDateTime,
+    ) -> Result<bool, ApiError> {
+        let Some(record) = self.store.get_connection(owner).await? else {
+            return Ok(false);
+        };
+        let concurrent = record
+            .authorized_at
+            .is_some_and(|at| at > exchange_started - AUTHORIZED_AT_SKEW);
+        if !concurrent {
+            return Ok(false);
+        }
+        let api_base = self.api_base(secret.api_url.as_deref());
+        let check = self
+            .zoom_json::<ZoomMe>(
+                &api_base,
+                "/users/me",
+                &secret.access_token,
+                SUPERSEDED_CHECK_TIMEOUT,
+            )
+            .await;
+        // Only a refusal says "superseded"; when Zoom cannot tell, the tokens that just worked
+        // for `/users/me` are written.
+        Ok(matches!(check, Err(e) if e.code == ErrorCode::ZoomUnauthorized))
+    }
+
+    /// Writes the tokens and the record of `owner` (`existing`: it had a record before).
+    async fn write_authorization(
+        &self,
+        stored: &StoredState,
+        zoom: &ZoomIdentity,
+        secret: ConnectionSecret,
+        owner: &str,
+        existing: bool,
+    ) -> Result<ConnectedInfo, ApiError> {
+        let now = self.now();
+        let key = identity_key(&secret.client_id, zoom);
+        let owner = owner.to_owned();
         let name = connection_secret_name(&self.config.aws.secrets_prefix, &owner);
         let written: Result<(), ApiError> = async {
             self.secrets
@@ -535,14 +637,22 @@ impl Connector {
             .and_then(|item| item.value["connection_id"].as_str().map(str::to_owned));
         let kept = match owner {
             Some(owner) if owner != record.id => {
+                // Under that connection's refresh lease, like every write of its tokens.
                 let name = connection_secret_name(&self.config.aws.secrets_prefix, &owner);
-                match serde_secret(&secret) {
-                    Ok(value) => self
-                        .secrets
-                        .update_secret(&name, &value, &sha256_hex(secret.refresh_token.expose()))
-                        .await
-                        .unwrap_or(false),
-                    Err(_) => false,
+                match (
+                    serde_secret(&secret),
+                    self.hold_refresh_lease(&owner, "authorize", LEASE_WAIT)
+                        .await,
+                ) {
+                    (Ok(value), Ok(Some(lease))) => {
+                        let request_token = sha256_hex(secret.refresh_token.expose());
+                        let kept = self.secrets.update_secret(&name, &value, &request_token);
+                        let kept = kept.await.unwrap_or(false);
+                        self.tokens.forget(&owner);
+                        self.release_held_lease(&owner, lease).await;
+                        kept
+                    }
+                    _ => false,
                 }
             }
             _ => false,
@@ -561,43 +671,6 @@ impl Connector {
             ErrorCode::ReconnectUserMismatch,
             "The reconnect signed in as another Zoom user.",
         )
-    }
-
-    /// Claims "client + account + user → connection" for `candidate`, or returns the
-    /// connection that already owns it. A claim whose connection was deleted is taken over.
-    async fn claim_identity(&self, key: &str, candidate: &str) -> Result<String, ApiError> {
-        let value = serde_json::json!({ "connection_id": candidate });
-        for _ in 0..5 {
-            let now = self.now_unix();
-            if self
-                .store
-                .create_item(ItemKind::Identity, key, &value, None, now)
-                .await?
-            {
-                return Ok(candidate.to_owned());
-            }
-            let Some(item) = self.store.get_item(ItemKind::Identity, key, now).await? else {
-                continue;
-            };
-            let owner = item.value["connection_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            if owner == candidate || self.store.get_connection(&owner).await?.is_some() {
-                return Ok(owner);
-            }
-            // Stale claim (its connection is gone): replace it.
-            if self
-                .store
-                .replace_item(ItemKind::Identity, key, &value, None, item.version)
-                .await?
-            {
-                return Ok(candidate.to_owned());
-            }
-        }
-        Err(ApiError::internal(
-            "could not claim the Zoom user's connection",
-        ))
     }
 }
 

@@ -17,11 +17,15 @@ pub mod connect;
 
 pub mod connections;
 
+mod identity;
+
 pub mod idempotency;
 
 pub mod keys;
 
 pub mod meeting_events;
+
+mod refresh_lease;
 
 pub mod sweep;
 

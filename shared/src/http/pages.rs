@@ -141,6 +141,11 @@ fn error_text(code: CallbackErrorCode) -> (&'static str, String) {
             "<p>This window reconnects an existing Zoom connection, but Zoom signed you in as a different user or account. Nothing was changed.</p>\
 <p>Sign out of Zoom in this browser (or sign in as the connection's user), then start reconnecting again from the app.</p>".into(),
         ),
+        CallbackErrorCode::AuthorizationSuperseded => (
+            "A newer sign-in replaced this one",
+            "<p>You signed in to Zoom again meanwhile (in another window, or by pressing twice). Zoom keeps only the newest sign-in, and that one completes the connection.</p>\
+<p>Close this window. If the other window did not report success, connect again.</p>".into(),
+        ),
         CallbackErrorCode::RedirectUriMismatch => (
             "The app's redirect URL does not match",
             "<p>Zoom refused the redirect URL. In your Zoom app, add this connector's callback URL to <strong>Redirect URL for OAuth</strong> and to the <strong>OAuth allow list</strong>, then connect again.</p>".into(),
