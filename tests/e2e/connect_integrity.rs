@@ -234,8 +234,17 @@ async fn byo_connection(stack: &TestStack, client_id: &str, secret: &str) -> Str
 
 /// The reconnect page of a broken BYO connection: the BYO form, its client ID filled in, the
 /// secret asked for; submitting the new secret brings the connection back with its id.
-async fn repair_through_the_form(stack: &TestStack, id: &str, client_id: &str, secret: &str) {
-    let s = stack.create_session(json!({ "connection_id": id })).await;
+async fn repair_through_the_form(
+    stack: &TestStack,
+    id: &str,
+    client_id: &str,
+    secret: &str,
+    session: Option<serde_json::Value>,
+) {
+    let s = match session {
+        Some(s) => s,
+        None => stack.create_session(json!({ "connection_id": id })).await,
+    };
     let connect_url = s["connect_url"].as_str().unwrap();
     let page = stack.http.get(connect_url).send().await.unwrap();
     assert_eq!(
@@ -306,12 +315,14 @@ async fn a_byo_reconnect_after_invalid_client_asks_for_the_new_secret(backend: B
     let conn = stack.connection(&id).await;
     assert_eq!(conn["status"], "needs_reauth");
     assert_eq!(conn["last_error"]["code"], "invalid_client");
-    repair_through_the_form(&stack, &id, "byo-rotated", "new-secret").await;
+    repair_through_the_form(&stack, &id, "byo-rotated", "new-secret", None).await;
 }
 
 async fn a_byo_reconnect_without_stored_credentials_asks_for_the_secret(backend: Backend) {
     let stack = stack(backend).await;
     let id = byo_connection(&stack, "byo-lost", "lost-secret").await;
+    // A reconnect session made while the connection was still fine: the page decides again.
+    let early = stack.create_session(json!({ "connection_id": id })).await;
     let name = zoom_connector::domain::connection_secret_name(
         &stack.connector.config.aws.secrets_prefix,
         &id,
@@ -328,10 +339,9 @@ async fn a_byo_reconnect_without_stored_credentials_asks_for_the_secret(backend:
         stack.connection(&id).await["last_error"]["code"],
         "credentials_missing"
     );
-    repair_through_the_form(&stack, &id, "byo-lost", "lost-secret").await;
+    repair_through_the_form(&stack, &id, "byo-lost", "lost-secret", Some(early)).await;
 }
 
-#[cfg(any())]
 /// The secrets a BYO connect flow parks in the secret store: tracked from the moment they are
 /// written, removed (with their tracking) when the flow uses them, and deleted by the sweep once
 /// the session's lifetime is over when the flow was abandoned.
@@ -342,6 +352,14 @@ async fn abandoned_byo_sessions_leave_no_secret_behind(backend: Backend) {
     use zoom_connector::secret::sha256_hex;
     let stack = stack(backend).await;
     let prefix = stack.connector.config.aws.secrets_prefix.clone();
+    let sweep = |at: i64| {
+        let connector = stack.connector.clone();
+        async move {
+            connector
+                .delete_orphaned_pending_secrets(at, None, None)
+                .await
+        }
+    };
     stack.sim.register_app("byo-abandon", "abandon-secret");
     stack.sim.allow_loopback_redirects("byo-abandon");
     let token_of = |s: &serde_json::Value| {
@@ -427,17 +445,14 @@ async fn abandoned_byo_sessions_leave_no_secret_behind(backend: Backend) {
 
     // The sweep leaves them while a flow could still use them...
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let early = stack
-        .connector
-        .delete_orphaned_pending_secrets(now + 60)
-        .await;
+    let early = sweep(now + 60).await;
     assert_eq!(early, 0);
     for name in parked.iter().chain([&typed]) {
         assert!(secret_exists(name.clone()).await, "{name}");
     }
     // ...and deletes them once the session's lifetime is over.
     let late = now + PENDING_SECRET_LIFETIME_SECS + 1;
-    let deleted = stack.connector.delete_orphaned_pending_secrets(late).await;
+    let deleted = sweep(late).await;
     assert_eq!(deleted, 3);
     for name in parked.iter().chain([&typed]) {
         assert!(!secret_exists(name.clone()).await, "deleted: {name}");
@@ -446,10 +461,7 @@ async fn abandoned_byo_sessions_leave_no_secret_behind(backend: Backend) {
     // The connection made meanwhile is untouched.
     let id = result.connection_id().unwrap();
     assert!(stack.connector.read_connection_secret(&id).await.is_ok());
-    assert_eq!(
-        stack.connector.delete_orphaned_pending_secrets(late).await,
-        0
-    );
+    assert_eq!(sweep(late).await, 0);
 }
 
 e2e_tests::on_both_backends!(
@@ -460,7 +472,6 @@ e2e_tests::on_both_backends!(
     a_byo_reconnect_without_stored_credentials_asks_for_the_secret,
 );
 
-#[cfg(any())]
 e2e_tests::on_both_backends!(
     pending_secrets_local, pending_secrets_aws;
     abandoned_byo_sessions_leave_no_secret_behind,

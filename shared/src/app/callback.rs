@@ -250,15 +250,11 @@ impl Connector {
                 self.keep_app_webhook_token(name, &stored.client_id, &info.connection_id)
                     .await;
             }
-            if let Err(e) = self.secrets.delete_secret(name).await {
-                tracing::warn!(error = %e, "could not delete the pending webhook token");
-            }
+            self.drop_parked_secret(name).await;
         }
         // The pending BYO secret has done its job (or the attempt failed): remove it either way.
-        if let Some(name) = &stored.pending_secret
-            && let Err(e) = self.secrets.delete_secret(name).await
-        {
-            tracing::warn!(error = %e, "could not delete the pending BYO secret");
+        if let Some(name) = &stored.pending_secret {
+            self.drop_parked_secret(name).await;
         }
         if let Some(key) = &stored.session_key {
             let status = match &result {

@@ -23,6 +23,11 @@ pub const SESSION_TTL_SECS: i64 = 30 * 60;
 
 pub const STATE_TTL_SECS: i64 = 10 * 60;
 
+/// How long a secret parked by a connect flow can still be used: the session's lifetime, then
+/// the state's (a session secret waits for the callback of a flow started at the session's last
+/// minute), and a margin. After that the sweep deletes it (`pending_secrets`).
+pub const PENDING_SECRET_LIFETIME_SECS: i64 = SESSION_TTL_SECS + STATE_TTL_SECS + 5 * 60;
+
 /// How long a session's outcome stays readable: the state's lifetime, then a few minutes for
 /// the helper to read the result.
 pub const OUTCOME_TTL_SECS: i64 = STATE_TTL_SECS + 5 * 60;
@@ -77,6 +82,10 @@ pub struct StoredSession {
     pub connection_id: Option<String>,
     pub return_url: Option<String>,
     pub end_user: Option<EndUser>,
+    /// A BYO reconnect whose stored client secret no longer works or is gone: the choice page
+    /// asks for the app's current secret (see [`needs_new_client_secret`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repair_credentials: bool,
 }
 
 impl StoredSession {
@@ -84,13 +93,28 @@ impl StoredSession {
     pub fn is_complete(&self) -> bool {
         match self.auth_type {
             Some(AuthType::PlatformApp) => true,
-            // A BYO reconnect uses the credentials stored with the connection.
+            // A BYO reconnect uses the credentials stored with the connection, unless they
+            // need repairing.
             Some(AuthType::ByoApp) => {
-                self.client_id.is_some() && (self.has_client_secret || self.connection_id.is_some())
+                self.client_id.is_some()
+                    && (self.has_client_secret
+                        || (self.connection_id.is_some() && !self.repair_credentials))
             }
             None => false,
         }
     }
+}
+
+/// Whether a BYO connection's stored client secret cannot be used for a reconnect, decided
+/// from its record (its secret is not read): Zoom refused the app's credentials
+/// (`needs_reauth` with `invalid_client`: the secret was rotated), or the stored credentials
+/// are gone (`revoked`: a deauthorization deletes them, and a connection found without them
+/// is marked so, with `credentials_missing`).
+pub fn needs_new_client_secret(record: &crate::domain::ConnectionRecord) -> bool {
+    let code = record.last_error.as_ref().map(|e| e.code.as_str());
+    record.auth_type == AuthType::ByoApp
+        && (record.status == crate::domain::ConnectionStatus::Revoked
+            || matches!(code, Some("invalid_client" | "credentials_missing")))
 }
 
 /// The stored OAuth state (by the hash of the state value).
@@ -244,6 +268,7 @@ impl Connector {
     ) -> Result<CreateSessionResponse, ApiError> {
         let mut auth_type = req.auth_type;
         let mut reconnect_client_id = None;
+        let mut repair_credentials = false;
         if let Some(id) = &req.client_id {
             check_len("client_id", id)?;
         }
@@ -300,6 +325,7 @@ impl Connector {
                 auth_type = Some(existing.auth_type);
             }
             if auth_type == Some(AuthType::ByoApp) && req.client_id.is_none() {
+                repair_credentials = needs_new_client_secret(&existing);
                 reconnect_client_id = Some(existing.client_id);
             }
         }
@@ -313,11 +339,11 @@ impl Connector {
         let expires_at = now + time::Duration::seconds(SESSION_TTL_SECS);
         if let Some(secret) = &req.client_secret {
             let name = pending_secret_name(&self.config.aws.secrets_prefix, &key);
-            self.secrets.put_secret(&name, secret, &key).await?;
+            self.park_secret(&name, secret, &key).await?;
         }
         if let Some(token) = &req.webhook_secret_token {
             let name = pending_webhook_secret_name(&self.config.aws.secrets_prefix, &key);
-            self.secrets.put_secret(&name, token, &key).await?;
+            self.park_secret(&name, token, &key).await?;
         }
         let session = StoredSession {
             auth_type,
@@ -327,6 +353,7 @@ impl Connector {
             connection_id: req.connection_id,
             return_url: req.return_url,
             end_user: req.end_user.and_then(EndUser::non_empty),
+            repair_credentials,
         };
         let value =
             serde_json::to_value(&session).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -445,7 +472,15 @@ impl Connector {
 
         // Decide the app: the session's choice wins; the form fills in what it left open.
         let mut typed_webhook_token = None;
-        let (auth_type, client_id, typed_secret) = if session.is_complete() {
+        // A BYO reconnect's form with a secret typed in repairs the stored one.
+        let repairs = session.auth_type == Some(AuthType::ByoApp)
+            && session.connection_id.is_some()
+            && form.as_ref().is_some_and(|f| {
+                f.client_secret
+                    .as_ref()
+                    .is_some_and(|s| !s.expose().trim().is_empty())
+            });
+        let (auth_type, client_id, typed_secret) = if session.is_complete() && !repairs {
             (
                 session.auth_type.unwrap_or_default(),
                 session.client_id.clone(),
@@ -508,6 +543,31 @@ impl Connector {
             }
         };
 
+        // A BYO reconnect without a new secret uses the connection's own app, unless its
+        // stored secret needs repairing (broken since the session was made): then the form asks
+        // for it, and the session stays usable for the form.
+        let reconnect_record = match (auth_type, &typed_secret, &session.connection_id) {
+            (AuthType::ByoApp, None, Some(id)) if !session.has_client_secret => Some(
+                self.store
+                    .get_connection(id)
+                    .await?
+                    .ok_or_else(|| ApiError::connection_not_found(id))?,
+            ),
+            _ => None,
+        };
+        if let Some(record) = &reconnect_record
+            && needs_new_client_secret(record)
+        {
+            return Err(ConnectError::Form {
+                session: Box::new(StoredSession {
+                    repair_credentials: true,
+                    client_id: Some(record.client_id.clone()),
+                    ..session
+                }),
+                message: String::new(),
+            });
+        }
+
         // Single use: whoever takes the session starts the flow; a second tab gets "invalid".
         if self
             .store
@@ -527,21 +587,16 @@ impl Connector {
                 match (typed_secret, client_id) {
                     (Some(secret), Some(id)) => {
                         let name = pending_secret_name(prefix, &state_key);
-                        self.secrets.put_secret(&name, &secret, &state_key).await?;
+                        self.park_secret(&name, &secret, &state_key).await?;
                         (id, Some(name))
                     }
                     (None, Some(id)) if session.has_client_secret => (id, Some(session_secret)),
                     // Reconnect of a BYO connection: the record names its app; the callback
                     // reads the app's secret from the connection's own secret.
-                    (None, _) if session.connection_id.is_some() => {
-                        let id = session.connection_id.as_deref().unwrap_or_default();
-                        let record = self
-                            .store
-                            .get_connection(id)
-                            .await?
-                            .ok_or_else(|| ApiError::connection_not_found(id))?;
-                        (record.client_id, None)
-                    }
+                    (None, _) if reconnect_record.is_some() => (
+                        reconnect_record.map(|r| r.client_id).unwrap_or_default(),
+                        None,
+                    ),
                     _ => {
                         return Err(ConnectError::Form {
                             session: Box::new(session),
@@ -558,7 +613,7 @@ impl Connector {
         let pending_webhook_secret = match (auth_type, typed_webhook_token) {
             (AuthType::ByoApp, Some(token)) => {
                 let name = pending_webhook_secret_name(prefix, &state_key);
-                self.secrets.put_secret(&name, &token, &state_key).await?;
+                self.park_secret(&name, &token, &state_key).await?;
                 Some(name)
             }
             (AuthType::ByoApp, None) if session.has_webhook_secret => Some(session_webhook.clone()),
@@ -566,9 +621,8 @@ impl Connector {
         };
         if session.has_webhook_secret
             && pending_webhook_secret.as_deref() != Some(session_webhook.as_str())
-            && let Err(e) = self.secrets.delete_secret(&session_webhook).await
         {
-            tracing::warn!(error = %e, "could not delete an unused pending webhook token");
+            self.drop_parked_secret(&session_webhook).await;
         }
 
         let verifier = SecretString::new(random_token(48));

@@ -25,6 +25,8 @@ pub mod keys;
 
 pub mod meeting_events;
 
+mod pending_secrets;
+
 mod refresh_lease;
 
 pub mod sweep;

@@ -63,9 +63,15 @@ pub fn choice_page(
             .to_owned()
     };
     let byo_checked = if byo_fixed { " checked" } else { "" };
+    let repair = if session.repair_credentials {
+        "<p class=\"hint\" id=\"repair-hint\" role=\"status\">Zoom no longer accepts the client secret stored for this app, \
+or it is gone. Enter the app's current client secret (Zoom App Marketplace → your app → App Credentials) to reconnect.</p>"
+    } else {
+        ""
+    };
     let client_id = escape(session.client_id.as_deref().unwrap_or(""));
     let content = format!(
-        "<h1>Connect your Zoom account</h1>{error}\
+        "<h1>Connect your Zoom account</h1>{error}{repair}\
 <form method=\"post\" action=\"connect\">\
 <input type=\"hidden\" name=\"session\" value=\"{session}\">\
 <fieldset><legend>How do you want to connect?</legend>{platform_choice}\
