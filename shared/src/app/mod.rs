@@ -11,9 +11,13 @@ use crate::ports::{Clock, ConnectionStore, EventBus, SecretStore, ZoomApi, ZoomO
 
 pub mod actions;
 
+mod authorization;
+
 pub mod callback;
 
 pub mod connect;
+
+pub mod connect_session;
 
 pub mod connections;
 
