@@ -56,6 +56,10 @@ pub enum ItemKind {
     /// What became of a used connect session (`GET /connect/status`), by the session token's
     /// hash: "at Zoom" once the flow starts, then the callback's result (minutes).
     SessionOutcome,
+    /// A secret a connect flow parked in the secret store (a BYO client secret or webhook
+    /// token, by the secret's name), written before the secret: it expires when no flow can use
+    /// the secret any more, and the sweep then deletes the secret ([`ItemKind::is_swept`]).
+    PendingSecret,
 }
 
 impl ItemKind {
@@ -68,9 +72,21 @@ impl ItemKind {
             Self::Identity => "IDENTITY",
             Self::WebhookDelivery => "DELIVERY",
             Self::SessionOutcome => "OUTCOME",
+            Self::PendingSecret => "PENDING",
         }
     }
+
+    /// Whether expired items of this kind are found by [`ConnectionStore::expired_items`]
+    /// (stores index them by expiry, and keep them [`SWEPT_ITEM_GRACE_SECS`] past it, so the
+    /// sweep finds each one before the store's TTL removes it).
+    pub fn is_swept(self) -> bool {
+        matches!(self, Self::PendingSecret)
+    }
 }
+
+/// How long a swept kind's item stays stored after it expired (DynamoDB's TTL attribute is
+/// set this much later than `expires_at`): days of sweeps to find it.
+pub const SWEPT_ITEM_GRACE_SECS: i64 = 2 * 24 * 3600;
 
 /// A record with a version for compare-and-set and an absolute expiry (unix seconds,
 /// `None` = never). Expired items read as absent even before the store's TTL removes them.
@@ -145,6 +161,18 @@ pub trait ConnectionStore: Send + Sync {
         key: &str,
         expected: Option<u64>,
     ) -> StoreResult<bool>;
+    /// Items of a swept kind ([`ItemKind::is_swept`]) that expired at or before `expired_by` and
+    /// are still stored, earliest expiry first, with their keys (an index: the cost is the
+    /// expired items, not the table). Other kinds, and stores without that index, give none.
+    async fn expired_items(
+        &self,
+        kind: ItemKind,
+        expired_by: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Item)>> {
+        let _ = (kind, expired_by, limit);
+        Ok(Vec::new())
+    }
 }
 
 /// Where the connector publishes its events (EventBridge, source `zoom-connector`).

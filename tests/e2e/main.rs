@@ -3,6 +3,7 @@
 mod actions;
 mod browser;
 mod connect;
+mod connect_integrity;
 mod deployed;
 mod end_users;
 mod events;

@@ -8,13 +8,9 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::connect::{SessionState, SessionStatus, StoredState, binding_cookie_name};
-use super::events;
 use super::{Connector, ZOOM_OAUTH_TIMEOUT};
 use crate::domain::error::{ApiError, ErrorCode};
-use crate::domain::{
-    AuthType, ClientCredentials, ConnectionRecord, ConnectionSecret, ConnectionStatus,
-    ZoomIdentity, connection_secret_name, identity_key, new_connection_id,
-};
+use crate::domain::{AuthType, ClientCredentials, ConnectionSecret, ZoomIdentity};
 use crate::ports::{ItemKind, OAuthError};
 use crate::secret::sha256_hex;
 
@@ -37,6 +33,10 @@ pub enum CallbackErrorCode {
     RedirectUriMismatch,
     /// A reconnect came back as another Zoom user or account than the connection's.
     ReconnectUserMismatch,
+    /// Zoom revoked this sign-in's tokens before we could use them: the same Zoom user signed
+    /// in again meanwhile (another tab, a double click), and the newer sign-in is the one that
+    /// counts (Zoom keeps only the newest grant of a user and app).
+    AuthorizationSuperseded,
     ZoomUnavailable,
     ZoomError,
     /// Our storage was briefly unavailable (throttling, 5xx); retrying helps.
@@ -54,6 +54,7 @@ impl CallbackErrorCode {
             Self::InvalidGrant => "invalid_grant",
             Self::RedirectUriMismatch => "redirect_uri_mismatch",
             Self::ReconnectUserMismatch => "reconnect_user_mismatch",
+            Self::AuthorizationSuperseded => "authorization_superseded",
             Self::ZoomUnavailable => "zoom_unavailable",
             Self::ZoomError => "zoom_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
@@ -77,7 +78,7 @@ impl CallbackErrorCode {
             Self::StateInvalid | Self::InvalidGrant | Self::RedirectUriMismatch => 400,
             Self::InvalidClient => 401,
             Self::AccessDenied | Self::AdminPreapprovalRequired => 403,
-            Self::ReconnectUserMismatch => 409,
+            Self::ReconnectUserMismatch | Self::AuthorizationSuperseded => 409,
             // A 4xx like every failure page: the request failed because a request it depends
             // on (Zoom's, or our storage's) failed. The page says to retry.
             Self::ZoomUnavailable | Self::ZoomError | Self::TemporarilyUnavailable => 424,
@@ -125,7 +126,7 @@ const USERS_ME_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Storing a new authorization (identity claim, secret, record, event): a handful of AWS
 /// operations, each bounded by the SDK's own timeouts, and all of them by this.
-const STORE_BUDGET: Duration = Duration::from_secs(12);
+pub const STORE_BUDGET: Duration = Duration::from_secs(12);
 
 /// The authorization code is single-use: it is only spent when the exchange, `/users/me` and
 /// storing the result all fit before the invocation's deadline. Otherwise the person gets
@@ -156,7 +157,7 @@ pub fn classify_token_error(err: &OAuthError) -> CallbackErrorCode {
 }
 
 #[derive(Deserialize)]
-struct ZoomMe {
+pub(crate) struct ZoomMe {
     id: String,
     account_id: String,
     #[serde(default)]
@@ -230,15 +231,11 @@ impl Connector {
                 self.keep_app_webhook_token(name, &stored.client_id, &info.connection_id)
                     .await;
             }
-            if let Err(e) = self.secrets.delete_secret(name).await {
-                tracing::warn!(error = %e, "could not delete the pending webhook token");
-            }
+            self.drop_parked_secret(name).await;
         }
         // The pending BYO secret has done its job (or the attempt failed): remove it either way.
-        if let Some(name) = &stored.pending_secret
-            && let Err(e) = self.secrets.delete_secret(name).await
-        {
-            tracing::warn!(error = %e, "could not delete the pending BYO secret");
+        if let Some(name) = &stored.pending_secret {
+            self.drop_parked_secret(name).await;
         }
         if let Some(key) = &stored.session_key {
             let status = match &result {
@@ -295,6 +292,8 @@ impl Connector {
             );
             return Err(CallbackErrorCode::TemporarilyUnavailable);
         }
+        // Before Zoom issues the grant: a stored authorization older than this is older than ours.
+        let exchange_started = self.now();
         let tokens = self
             .oauth
             .exchange_code(
@@ -319,7 +318,11 @@ impl Connector {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "reading the Zoom user failed");
-                if e.status.is_server_error() || e.status.as_u16() == 429 {
+                if e.code == ErrorCode::ZoomUnauthorized {
+                    // A token Zoom issued a moment ago and already refuses: revoked by a newer
+                    // authorization of the same user and app (Zoom error 4741).
+                    CallbackErrorCode::AuthorizationSuperseded
+                } else if e.status.is_server_error() || e.status.as_u16() == 429 {
                     CallbackErrorCode::ZoomUnavailable
                 } else {
                     CallbackErrorCode::ZoomError
@@ -341,9 +344,11 @@ impl Connector {
             scopes: tokens.scopes.clone(),
             api_url: tokens.api_url.clone(),
         };
-        let stored_in_time =
-            tokio::time::timeout(STORE_BUDGET, self.store_authorization(stored, zoom, secret))
-                .await;
+        let stored_in_time = tokio::time::timeout(
+            STORE_BUDGET,
+            self.store_authorization(stored, zoom, secret, exchange_started),
+        )
+        .await;
         let Ok(info) = stored_in_time else {
             tracing::error!(
                 event = "callback_store_timeout",
@@ -394,218 +399,6 @@ impl Connector {
                 }
             },
         }
-    }
-
-    /// The uniqueness rule and the writes: tokens into the connection that already belongs to
-    /// this Zoom user and app, else into the reconnected one, else into a new one.
-    async fn store_authorization(
-        &self,
-        stored: &StoredState,
-        zoom: ZoomIdentity,
-        secret: ConnectionSecret,
-    ) -> Result<ConnectedInfo, ApiError> {
-        let key = identity_key(&secret.client_id, &zoom);
-        let now = self.now();
-        if let Some(target) = &stored.connection_id
-            && let Some(record) = self.store.get_connection(target).await?
-            && (record.zoom.user_id != zoom.user_id || record.zoom.account_id != zoom.account_id)
-        {
-            return Err(self
-                .reconnected_as_someone_else(&record, &zoom, &key, secret)
-                .await);
-        }
-        let candidate = stored
-            .connection_id
-            .clone()
-            .unwrap_or_else(new_connection_id);
-        let owner = self.claim_identity(&key, &candidate).await?;
-        let existing_record = self.store.get_connection(&owner).await?;
-        let existing = existing_record.is_some();
-
-        // A reconnect through another app (same Zoom user; another user was refused above)
-        // frees the old app's uniqueness item.
-        if let Some(old) = existing_record
-            .as_ref()
-            .filter(|r| r.zoom != zoom || r.client_id != secret.client_id)
-        {
-            let old_key = identity_key(&old.client_id, &old.zoom);
-            if old_key != key {
-                self.release_identity(&old_key, &old.id).await?;
-            }
-        }
-
-        let name = connection_secret_name(&self.config.aws.secrets_prefix, &owner);
-        let written: Result<(), ApiError> = async {
-            self.secrets
-                .put_secret(
-                    &name,
-                    &serde_secret(&secret)?,
-                    &sha256_hex(secret.refresh_token.expose()),
-                )
-                .await?;
-            self.tokens.forget(&owner);
-
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let current = self.store.get_connection(&owner).await?;
-                let record = ConnectionRecord {
-                    id: owner.clone(),
-                    status: ConnectionStatus::Active,
-                    auth_type: secret.auth_type,
-                    client_id: secret.client_id.clone(),
-                    // A session that names an end user (re)assigns the connection to them; one
-                    // that does not (a reconnect from an operator tool) keeps the stored one.
-                    end_user: stored
-                        .end_user
-                        .clone()
-                        .or_else(|| current.as_ref().and_then(|c| c.end_user.clone())),
-                    zoom: zoom.clone(),
-                    scopes: secret.scopes.clone(),
-                    access_token_expires_at: Some(secret.expires_at),
-                    last_refreshed_at: Some(now),
-                    last_error: None,
-                    created_at: current.as_ref().map_or(now, |c| c.created_at),
-                    updated_at: now,
-                    authorized_at: Some(now),
-                    consecutive_failures: 0,
-                    next_refresh_at: Some(self.next_refresh_at(now, secret.expires_at)),
-                    version: 0,
-                };
-                if self
-                    .store
-                    .put_connection(&record, current.as_ref().map(|c| c.version))
-                    .await?
-                {
-                    break;
-                }
-                if attempts >= 5 {
-                    return Err(ApiError::internal("the connection record kept changing"));
-                }
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = written {
-            // Nothing stays behind for a connection that did not exist before.
-            if !existing {
-                let _ = self.secrets.delete_secret(&name).await;
-                let _ = self.release_identity(&key, &owner).await;
-            }
-            return Err(e);
-        }
-
-        let missing_actions = crate::zoom::catalogue::missing_defaults(&secret.scopes);
-        let mut detail = serde_json::json!({
-            "connection_id": owner,
-            "auth_type": secret.auth_type.as_str(),
-            "client_id": secret.client_id,
-            "zoom": { "user_id": zoom.user_id, "account_id": zoom.account_id },
-            "existing": existing,
-            "end_user": stored.end_user,
-        });
-        if !missing_actions.is_empty() {
-            detail["missing_actions"] = missing_actions
-                .iter()
-                .map(|(action, scopes)| serde_json::json!({ "action": action, "add_scopes": scopes }))
-                .collect();
-        }
-        self.publish(events::CONNECTION_CREATED, detail).await;
-        Ok(ConnectedInfo {
-            connection_id: owner,
-            existing,
-            missing_actions,
-        })
-    }
-
-    /// A reconnect of `record` came back as another Zoom user or account: the connection is left
-    /// as it was. The new grant is not thrown away when that user already has a connection of
-    /// this app (Zoom has just revoked its older tokens: they go into it, as any authorization
-    /// of that user would); otherwise it is revoked at Zoom.
-    async fn reconnected_as_someone_else(
-        &self,
-        record: &ConnectionRecord,
-        zoom: &ZoomIdentity,
-        key: &str,
-        secret: ConnectionSecret,
-    ) -> ApiError {
-        tracing::warn!(
-            connection_id = %record.id,
-            event = "reconnect_user_mismatch",
-            "a reconnect signed in as another Zoom user or account; the connection is unchanged"
-        );
-        let owner = self
-            .store
-            .get_item(ItemKind::Identity, key, self.now_unix())
-            .await
-            .ok()
-            .flatten()
-            .and_then(|item| item.value["connection_id"].as_str().map(str::to_owned));
-        let kept = match owner {
-            Some(owner) if owner != record.id => {
-                let name = connection_secret_name(&self.config.aws.secrets_prefix, &owner);
-                match serde_secret(&secret) {
-                    Ok(value) => self
-                        .secrets
-                        .update_secret(&name, &value, &sha256_hex(secret.refresh_token.expose()))
-                        .await
-                        .unwrap_or(false),
-                    Err(_) => false,
-                }
-            }
-            _ => false,
-        };
-        if kept {
-            tracing::info!(zoom_user_id = %zoom.user_id, "the new grant went to that user's own connection");
-        } else {
-            if let Ok(client) = self.client_for(&secret).await
-                && let Err(e) = self.oauth.revoke(&client, &secret.refresh_token).await
-            {
-                tracing::warn!(error = %e, "could not revoke the mismatched grant at Zoom");
-            }
-        }
-        ApiError::new(
-            http::StatusCode::CONFLICT,
-            ErrorCode::ReconnectUserMismatch,
-            "The reconnect signed in as another Zoom user.",
-        )
-    }
-
-    /// Claims "client + account + user → connection" for `candidate`, or returns the
-    /// connection that already owns it. A claim whose connection was deleted is taken over.
-    async fn claim_identity(&self, key: &str, candidate: &str) -> Result<String, ApiError> {
-        let value = serde_json::json!({ "connection_id": candidate });
-        for _ in 0..5 {
-            let now = self.now_unix();
-            if self
-                .store
-                .create_item(ItemKind::Identity, key, &value, None, now)
-                .await?
-            {
-                return Ok(candidate.to_owned());
-            }
-            let Some(item) = self.store.get_item(ItemKind::Identity, key, now).await? else {
-                continue;
-            };
-            let owner = item.value["connection_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            if owner == candidate || self.store.get_connection(&owner).await?.is_some() {
-                return Ok(owner);
-            }
-            // Stale claim (its connection is gone): replace it.
-            if self
-                .store
-                .replace_item(ItemKind::Identity, key, &value, None, item.version)
-                .await?
-            {
-                return Ok(candidate.to_owned());
-            }
-        }
-        Err(ApiError::internal(
-            "could not claim the Zoom user's connection",
-        ))
     }
 }
 

@@ -13,6 +13,9 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::Connector;
+pub use super::connect_session::{
+    SessionState, SessionStatus, StoredSession, needs_new_client_secret,
+};
 pub use crate::domain::EndUser;
 use crate::domain::error::ApiError;
 use crate::domain::{AuthType, ClientCredentials};
@@ -22,6 +25,11 @@ use crate::secret::{SecretString, random_token, sha256_hex};
 pub const SESSION_TTL_SECS: i64 = 30 * 60;
 
 pub const STATE_TTL_SECS: i64 = 10 * 60;
+
+/// How long a secret parked by a connect flow can still be used: the session's lifetime, then
+/// the state's (a session secret waits for the callback of a flow started at the session's last
+/// minute), and a margin. After that the sweep deletes it (`pending_secrets`).
+pub const PENDING_SECRET_LIFETIME_SECS: i64 = SESSION_TTL_SECS + STATE_TTL_SECS + 5 * 60;
 
 /// How long a session's outcome stays readable: the state's lifetime, then a few minutes for
 /// the helper to read the result.
@@ -64,35 +72,6 @@ pub struct CreateSessionResponse {
     pub expires_at: OffsetDateTime,
 }
 
-/// The stored session (by the hash of its token). The BYO client secret is not here: it
-/// lives in the secret store under [`pending_secret_name`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredSession {
-    pub auth_type: Option<AuthType>,
-    pub client_id: Option<String>,
-    pub has_client_secret: bool,
-    /// A BYO webhook secret token waits under [`pending_webhook_secret_name`].
-    #[serde(default)]
-    pub has_webhook_secret: bool,
-    pub connection_id: Option<String>,
-    pub return_url: Option<String>,
-    pub end_user: Option<EndUser>,
-}
-
-impl StoredSession {
-    /// Whether `GET /connect` can go to Zoom without asking the person anything.
-    pub fn is_complete(&self) -> bool {
-        match self.auth_type {
-            Some(AuthType::PlatformApp) => true,
-            // A BYO reconnect uses the credentials stored with the connection.
-            Some(AuthType::ByoApp) => {
-                self.client_id.is_some() && (self.has_client_secret || self.connection_id.is_some())
-            }
-            None => false,
-        }
-    }
-}
-
 /// The stored OAuth state (by the hash of the state value).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredState {
@@ -113,29 +92,6 @@ pub struct StoredState {
     /// `GET /connect/status`.
     #[serde(default)]
     pub session_key: Option<String>,
-}
-
-/// Where a connect session stands (`GET /connect/status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    Pending,
-    Success,
-    Error,
-}
-
-/// Answer of `GET /connect/status`: what the result page posted, for a helper whose popup
-/// lost `window.opener`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct SessionStatus {
-    pub status: SessionState,
-    /// Whether the flow started (the person went on to Zoom); `false` while the session is unused.
-    pub started: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_id: Option<String>,
-    /// The result page's error code (`access_denied`, `admin_preapproval_required`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// What the person chose on the choice page.
@@ -244,6 +200,7 @@ impl Connector {
     ) -> Result<CreateSessionResponse, ApiError> {
         let mut auth_type = req.auth_type;
         let mut reconnect_client_id = None;
+        let mut repair_credentials = false;
         if let Some(id) = &req.client_id {
             check_len("client_id", id)?;
         }
@@ -300,6 +257,7 @@ impl Connector {
                 auth_type = Some(existing.auth_type);
             }
             if auth_type == Some(AuthType::ByoApp) && req.client_id.is_none() {
+                repair_credentials = needs_new_client_secret(&existing);
                 reconnect_client_id = Some(existing.client_id);
             }
         }
@@ -313,11 +271,11 @@ impl Connector {
         let expires_at = now + time::Duration::seconds(SESSION_TTL_SECS);
         if let Some(secret) = &req.client_secret {
             let name = pending_secret_name(&self.config.aws.secrets_prefix, &key);
-            self.secrets.put_secret(&name, secret, &key).await?;
+            self.park_secret(&name, secret, &key).await?;
         }
         if let Some(token) = &req.webhook_secret_token {
             let name = pending_webhook_secret_name(&self.config.aws.secrets_prefix, &key);
-            self.secrets.put_secret(&name, token, &key).await?;
+            self.park_secret(&name, token, &key).await?;
         }
         let session = StoredSession {
             auth_type,
@@ -327,6 +285,7 @@ impl Connector {
             connection_id: req.connection_id,
             return_url: req.return_url,
             end_user: req.end_user.and_then(EndUser::non_empty),
+            repair_credentials,
         };
         let value =
             serde_json::to_value(&session).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -445,7 +404,15 @@ impl Connector {
 
         // Decide the app: the session's choice wins; the form fills in what it left open.
         let mut typed_webhook_token = None;
-        let (auth_type, client_id, typed_secret) = if session.is_complete() {
+        // A BYO reconnect's form with a secret typed in repairs the stored one.
+        let repairs = session.auth_type == Some(AuthType::ByoApp)
+            && session.connection_id.is_some()
+            && form.as_ref().is_some_and(|f| {
+                f.client_secret
+                    .as_ref()
+                    .is_some_and(|s| !s.expose().trim().is_empty())
+            });
+        let (auth_type, client_id, typed_secret) = if session.is_complete() && !repairs {
             (
                 session.auth_type.unwrap_or_default(),
                 session.client_id.clone(),
@@ -508,6 +475,31 @@ impl Connector {
             }
         };
 
+        // A BYO reconnect without a new secret uses the connection's own app, unless its
+        // stored secret needs repairing (broken since the session was made): then the form asks
+        // for it, and the session stays usable for the form.
+        let reconnect_record = match (auth_type, &typed_secret, &session.connection_id) {
+            (AuthType::ByoApp, None, Some(id)) if !session.has_client_secret => Some(
+                self.store
+                    .get_connection(id)
+                    .await?
+                    .ok_or_else(|| ApiError::connection_not_found(id))?,
+            ),
+            _ => None,
+        };
+        if let Some(record) = &reconnect_record
+            && needs_new_client_secret(record)
+        {
+            return Err(ConnectError::Form {
+                session: Box::new(StoredSession {
+                    repair_credentials: true,
+                    client_id: Some(record.client_id.clone()),
+                    ..session
+                }),
+                message: String::new(),
+            });
+        }
+
         // Single use: whoever takes the session starts the flow; a second tab gets "invalid".
         if self
             .store
@@ -527,21 +519,16 @@ impl Connector {
                 match (typed_secret, client_id) {
                     (Some(secret), Some(id)) => {
                         let name = pending_secret_name(prefix, &state_key);
-                        self.secrets.put_secret(&name, &secret, &state_key).await?;
+                        self.park_secret(&name, &secret, &state_key).await?;
                         (id, Some(name))
                     }
                     (None, Some(id)) if session.has_client_secret => (id, Some(session_secret)),
                     // Reconnect of a BYO connection: the record names its app; the callback
                     // reads the app's secret from the connection's own secret.
-                    (None, _) if session.connection_id.is_some() => {
-                        let id = session.connection_id.as_deref().unwrap_or_default();
-                        let record = self
-                            .store
-                            .get_connection(id)
-                            .await?
-                            .ok_or_else(|| ApiError::connection_not_found(id))?;
-                        (record.client_id, None)
-                    }
+                    (None, _) if reconnect_record.is_some() => (
+                        reconnect_record.map(|r| r.client_id).unwrap_or_default(),
+                        None,
+                    ),
                     _ => {
                         return Err(ConnectError::Form {
                             session: Box::new(session),
@@ -558,7 +545,7 @@ impl Connector {
         let pending_webhook_secret = match (auth_type, typed_webhook_token) {
             (AuthType::ByoApp, Some(token)) => {
                 let name = pending_webhook_secret_name(prefix, &state_key);
-                self.secrets.put_secret(&name, &token, &state_key).await?;
+                self.park_secret(&name, &token, &state_key).await?;
                 Some(name)
             }
             (AuthType::ByoApp, None) if session.has_webhook_secret => Some(session_webhook.clone()),
@@ -566,9 +553,8 @@ impl Connector {
         };
         if session.has_webhook_secret
             && pending_webhook_secret.as_deref() != Some(session_webhook.as_str())
-            && let Err(e) = self.secrets.delete_secret(&session_webhook).await
         {
-            tracing::warn!(error = %e, "could not delete an unused pending webhook token");
+            self.drop_parked_secret(&session_webhook).await;
         }
 
         let verifier = SecretString::new(random_token(48));

@@ -11,17 +11,27 @@ use crate::ports::{Clock, ConnectionStore, EventBus, SecretStore, ZoomApi, ZoomO
 
 pub mod actions;
 
+mod authorization;
+
 pub mod callback;
 
 pub mod connect;
 
+pub mod connect_session;
+
 pub mod connections;
+
+mod identity;
 
 pub mod idempotency;
 
 pub mod keys;
 
 pub mod meeting_events;
+
+mod pending_secrets;
+
+mod refresh_lease;
 
 pub mod sweep;
 

@@ -6,6 +6,9 @@
 //! writing the new tokens, so both Zoom grants and secret writes stay at or under
 //! `REFRESH_TPS` in every one-second window, whatever Zoom's answer times do.
 //!
+//! After the refreshes, the same run deletes the secrets of abandoned connect flows
+//! (`pending_secrets`), under the same write pace and deadline; they are not in the report.
+//!
 //! Report: `scanned` = `refreshed` + `skipped` + `failed`. Skipped: nothing to do (no longer
 //! due, refreshed elsewhere meanwhile, deleted, not usable any more, or left for the next run
 //! because the deadline came close). Failed: a refresh was due and did not happen (Zoom
@@ -207,6 +210,9 @@ impl Connector {
             }
         }
         while tasks.join_next().await.is_some() {}
+        // Then the secrets of abandoned connect flows, at the same secret-write pace.
+        self.delete_orphaned_pending_secrets(self.now_unix(), Some(&pace), Some(deadline))
+            .await;
         let report = *report.lock().unwrap_or_else(|p| p.into_inner());
         tracing::info!(
             scanned = report.scanned,

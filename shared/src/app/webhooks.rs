@@ -7,10 +7,8 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::tokens::refresh::LEASE_SECS;
 use super::{Connector, events};
 use crate::domain::error::{ApiError, ErrorCode};
-use crate::domain::lease::Lease;
 use crate::domain::{ConnectionStatus, ZoomIdentity, connection_secret_name, identity_key};
 use crate::ports::ItemKind;
 use crate::secret::{SecretString, sha256_hex};
@@ -526,63 +524,20 @@ impl Connector {
         }
         // Hold the refresh lease, so a refresh running elsewhere cannot write tokens back or
         // mark the connection active again after this revocation.
-        let lease = self.hold_refresh_lease(&id).await;
+        // Revocation goes ahead without it when a refresh keeps it past LEASE_WAIT (Zoom
+        // expects an answer within seconds), and Zoom refuses the revoked tokens regardless.
+        let lease = self
+            .hold_refresh_lease(&id, "deauthorize", LEASE_WAIT)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(connection_id = %id, error = %e, "could not take the refresh lease");
+                None
+            });
         let result = self.revoke_connection(&id, &key).await;
-        if let Some(version) = lease
-            && let Err(e) = self
-                .store
-                .delete_item(ItemKind::Lease, &id, Some(version))
-                .await
-        {
-            // It expires on its own.
-            tracing::warn!(connection_id = %id, error = %e, "could not release the refresh lease");
+        if let Some(version) = lease {
+            self.release_held_lease(&id, version).await;
         }
         result.map(|()| Some(id))
-    }
-
-    /// Takes the connection's refresh lease, waiting briefly for a refresh in progress. `None`
-    /// when it could not be had in time: revocation goes ahead anyway (Zoom expects an answer
-    /// within seconds), and Zoom refuses the revoked tokens regardless.
-    async fn hold_refresh_lease(&self, id: &str) -> Option<u64> {
-        let deadline = tokio::time::Instant::now() + LEASE_WAIT;
-        loop {
-            let now = self.now_unix();
-            let value = Lease {
-                owner: self.instance_id.to_string(),
-                at: now,
-                purpose: Some("deauthorize".into()),
-            }
-            .to_value();
-            match self
-                .store
-                .create_item(ItemKind::Lease, id, &value, Some(now + LEASE_SECS), now)
-                .await
-            {
-                Ok(true) => {
-                    return self
-                        .store
-                        .get_item(ItemKind::Lease, id, now)
-                        .await
-                        .ok()
-                        .flatten()
-                        .filter(|i| i.value == value)
-                        .map(|i| i.version);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(connection_id = id, error = %e, "could not take the refresh lease");
-                    return None;
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    connection_id = id,
-                    "revoking while a refresh holds the lease"
-                );
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     async fn revoke_connection(&self, id: &str, identity: &str) -> Result<(), ApiError> {

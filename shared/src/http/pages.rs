@@ -64,9 +64,15 @@ pub fn choice_page(
             .to_owned()
     };
     let byo_checked = if byo_fixed { " checked" } else { "" };
+    let repair = if session.repair_credentials {
+        "<p class=\"hint\" id=\"repair-hint\" role=\"status\">Zoom no longer accepts the client secret stored for this app, \
+or it is gone. Enter the app's current client secret (Zoom App Marketplace → your app → App Credentials) to reconnect.</p>"
+    } else {
+        ""
+    };
     let client_id = escape(session.client_id.as_deref().unwrap_or(""));
     let content = format!(
-        "<h1>Connect your Zoom account</h1>{error}\
+        "<h1>Connect your Zoom account</h1>{error}{repair}\
 <form method=\"post\" action=\"connect\">\
 <input type=\"hidden\" name=\"session\" value=\"{session}\">\
 <fieldset><legend>How do you want to connect?</legend>{platform_choice}\
@@ -141,6 +147,11 @@ fn error_text(code: CallbackErrorCode) -> (&'static str, String) {
             "You signed in as another Zoom user",
             "<p>This window reconnects an existing Zoom connection, but Zoom signed you in as a different user or account. Nothing was changed.</p>\
 <p>Sign out of Zoom in this browser (or sign in as the connection's user), then start reconnecting again from the app.</p>".into(),
+        ),
+        CallbackErrorCode::AuthorizationSuperseded => (
+            "A newer sign-in replaced this one",
+            "<p>You signed in to Zoom again meanwhile (in another window, or by pressing twice). Zoom keeps only the newest sign-in, and that one completes the connection.</p>\
+<p>Close this window. If the other window did not report success, connect again.</p>".into(),
         ),
         CallbackErrorCode::RedirectUriMismatch => (
             "The app's redirect URL does not match",

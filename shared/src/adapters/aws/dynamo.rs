@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use super::dynamo_items::*;
 use super::sdk::{classify, own_retry_partition};
 use crate::domain::{ConnectionRecord, ConnectionStatus};
-use crate::ports::{ConnectionStore, Item, ItemKind, StoreResult};
+use crate::ports::{ConnectionStore, Item, ItemKind, SWEPT_ITEM_GRACE_SECS, StoreResult};
 
 // ---------------------------------------------------------------------------------------------
 // DynamoDB
@@ -174,6 +174,14 @@ impl ConnectionStore for DynamoConnectionStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now));
         let update = match expires_at {
+            Some(exp) if kind.is_swept() => update
+                .update_expression(
+                    "SET #value = :value, #version = if_not_exists(#version, :zero) + :one, expires_at = :exp, #ttl = :ttl, refresh_shard = :shard, next_refresh_at = :exp",
+                )
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":exp", n(exp))
+                .expression_attribute_values(":ttl", n(exp + SWEPT_ITEM_GRACE_SECS))
+                .expression_attribute_values(":shard", s(expiry_shard(kind))),
             Some(exp) => update
                 .update_expression(
                     "SET #value = :value, #version = if_not_exists(#version, :zero) + :one, expires_at = :exp, #ttl = :exp",
@@ -275,9 +283,58 @@ impl ConnectionStore for DynamoConnectionStore {
             Err(e) => Err(classify("DeleteItem", &e)),
         }
     }
+
+    async fn expired_items(
+        &self,
+        kind: ItemKind,
+        expired_by: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Item)>> {
+        self.query_expired(kind, expired_by, limit).await
+    }
 }
 
 impl DynamoConnectionStore {
+    /// [`ConnectionStore::expired_items`]: one partition of the due index, by expiry.
+    async fn query_expired(
+        &self,
+        kind: ItemKind,
+        expired_by: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Item)>> {
+        if !kind.is_swept() {
+            return Ok(Vec::new());
+        }
+        let prefix = format!("{}#", kind.prefix());
+        let mut found = Vec::new();
+        let mut start: Option<Attrs> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(NEXT_REFRESH_INDEX)
+                .key_condition_expression("refresh_shard = :shard AND next_refresh_at <= :by")
+                .expression_attribute_values(":shard", s(expiry_shard(kind)))
+                .expression_attribute_values(":by", n(expired_by))
+                .limit((limit - found.len()).min(1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", &e))?;
+            for attrs in out.items() {
+                let Some(key) = get_s(attrs, "pk").and_then(|pk| pk.strip_prefix(&prefix)) else {
+                    continue;
+                };
+                found.push((key.to_owned(), item_from(attrs)?));
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() && found.len() < limit => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
             client: aws_sdk_dynamodb::Client::from_conf(

@@ -6,7 +6,12 @@
 //!   keys of the sparse `next-refresh-index`; always `list_shard` and `list_status`, the keys of
 //!   the listing indexes below; `list_end_user` when the connection has an `end_user.id`;
 //! - small records: `pk = {KIND}#{key}`, `sk = ITEM`, `value` (JSON), `version`, `expires_at`,
-//!   and `ttl` (same as `expires_at`, the table's TTL attribute).
+//!   and `ttl` (same as `expires_at`, the table's TTL attribute). Items of a swept kind
+//!   (`ItemKind::is_swept`, e.g. the tracking of parked connect-session secrets) also carry
+//!   `refresh_shard = "expiry#{KIND}"` + `next_refresh_at = expires_at`, which puts them in
+//!   their own partition of the sparse `next-refresh-index` (the sweep finds the expired ones
+//!   by a query, as it finds due connections), and their `ttl` is `SWEPT_ITEM_GRACE_SECS` later
+//!   than `expires_at`, so DynamoDB's TTL cannot remove one before the sweep has seen it.
 
 use std::collections::HashMap;
 
@@ -19,6 +24,11 @@ use crate::ports::{Item, ItemKind, StoreResult};
 pub const NEXT_REFRESH_INDEX: &str = "next-refresh-index";
 
 pub(super) const DUE_SHARD: &str = "due";
+
+/// The partition of `next-refresh-index` holding a swept kind's items, by expiry.
+pub(super) fn expiry_shard(kind: ItemKind) -> String {
+    format!("expiry#{}", kind.prefix())
+}
 
 pub(super) type Attrs = HashMap<String, AttributeValue>;
 

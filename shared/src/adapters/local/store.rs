@@ -193,7 +193,9 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS connections_end_user ON connections (end_user_id, id)
-             WHERE end_user_id IS NOT NULL;",
+             WHERE end_user_id IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS items_expiry ON items (kind, expires_at)
+             WHERE expires_at IS NOT NULL;",
     )
     .map_err(db_err)
 }
@@ -545,6 +547,56 @@ impl ConnectionStore for LocalStore {
         })
         .await
     }
+
+    async fn expired_items(
+        &self,
+        kind: ItemKind,
+        expired_by: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Item)>> {
+        if !kind.is_swept() {
+            return Ok(Vec::new());
+        }
+        self.with(move |c| expired_items(c, kind, expired_by, limit))
+            .await
+    }
+}
+
+/// [`ConnectionStore::expired_items`]: expired items are never removed here except by their
+/// owner, so they are all still there.
+fn expired_items(
+    c: &Connection,
+    kind: ItemKind,
+    expired_by: i64,
+    limit: usize,
+) -> StoreResult<Vec<(String, Item)>> {
+    let mut stmt = c
+        .prepare(
+            "SELECT key, value, version, expires_at FROM items
+             WHERE kind = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2
+             ORDER BY expires_at, key LIMIT ?3",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![kind.prefix(), expired_by, limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .map_err(db_err)?;
+    rows.map(|row| {
+        let (key, value, version, expires_at) = row.map_err(db_err)?;
+        let item = Item {
+            value: serde_json::from_str(&value).map_err(json_err)?,
+            version: version as u64,
+            expires_at,
+        };
+        Ok((key, item))
+    })
+    .collect()
 }
 
 fn read_item(c: &Connection, kind: ItemKind, key: &str, now: i64) -> StoreResult<Option<Item>> {
