@@ -11,6 +11,15 @@ use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, IdempotentAnswer};
 use crate::ports::ItemKind;
 
+/// The same key came with a different request (body, or connection for events).
+pub fn key_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::IdempotencyKeyReused,
+        "This idempotency key was already used with a different request.",
+    )
+}
+
 pub enum IdempotencyStart {
     /// We own the record (its version) and must finish it. `resumed_from` is when a worker
     /// that died mid-way had started (unix seconds): it may have created the thing already.
@@ -56,33 +65,43 @@ impl Connector {
             let Some(item) = self.store.get_item(ItemKind::Idempotency, key, now).await? else {
                 continue;
             };
-            match IdempotencyRecord::from_value(&item.value) {
-                Some(IdempotencyRecord::Done { answer, .. }) => {
-                    return Ok(IdempotencyStart::Done(answer));
+            let Some(record) = IdempotencyRecord::from_value(&item.value) else {
+                return Err(ApiError::internal("corrupt idempotency record"));
+            };
+            // Another request holds (or held) this key: never wait for it, never take it
+            // over (that would create something else under the key). A finished record goes
+            // back to the caller, which compares the fingerprints itself.
+            if record.fingerprint() != fingerprint {
+                return match record {
+                    IdempotencyRecord::Done { answer, .. } => Ok(IdempotencyStart::Done(answer)),
+                    IdempotencyRecord::InProgress { .. } => Err(key_reused()),
+                };
+            }
+            if record.takeable(now) {
+                // Its worker died mid-way, or gave up not knowing whether Zoom created the
+                // meeting, or failed for good after that and the memory ran out: take over
+                // (the caller looks at Zoom first, from the earliest attempt whose outcome is
+                // unknown).
+                let since = record.maybe_created_since().unwrap_or(now);
+                let value = IdempotencyRecord::resumed(now, fingerprint, since).to_value();
+                if self
+                    .store
+                    .replace_item(
+                        ItemKind::Idempotency,
+                        key,
+                        &value,
+                        Some(now + IDEMPOTENCY_TTL_SECS),
+                        item.version,
+                    )
+                    .await?
+                {
+                    return Ok(IdempotencyStart::Started {
+                        version: item.version + 1,
+                        resumed_from: Some(since),
+                    });
                 }
-                Some(record) if record.takeable(now) => {
-                    // Its worker died mid-way, or gave up not knowing whether Zoom created
-                    // the meeting: take over (the caller looks at Zoom first).
-                    let value = IdempotencyRecord::in_progress(now, fingerprint).to_value();
-                    if self
-                        .store
-                        .replace_item(
-                            ItemKind::Idempotency,
-                            key,
-                            &value,
-                            Some(now + IDEMPOTENCY_TTL_SECS),
-                            item.version,
-                        )
-                        .await?
-                    {
-                        return Ok(IdempotencyStart::Started {
-                            version: item.version + 1,
-                            resumed_from: record.started_at(),
-                        });
-                    }
-                }
-                Some(_) => {}
-                None => return Err(ApiError::internal("corrupt idempotency record")),
+            } else if let IdempotencyRecord::Done { answer, .. } = record {
+                return Ok(IdempotencyStart::Done(answer));
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(ApiError::new(
@@ -123,21 +142,16 @@ impl Connector {
 
 impl Connector {
     /// Makes the record immediately takeable by the next delivery, which then looks for the
-    /// meeting at Zoom before creating one (Zoom may have created it).
+    /// meeting at Zoom before creating one (Zoom may have created it since `since`).
     pub(crate) async fn leave_for_takeover(
         &self,
         key: &str,
         version: u64,
         fingerprint: &str,
-        started_at: i64,
+        since: i64,
     ) {
         let now = self.now_unix();
-        let value = IdempotencyRecord::InProgress {
-            started_at,
-            fingerprint: fingerprint.to_owned(),
-            outcome_unknown: true,
-        }
-        .to_value();
+        let value = IdempotencyRecord::outcome_unknown(now, fingerprint, since).to_value();
         if let Err(e) = self
             .store
             .replace_item(

@@ -13,5 +13,7 @@ pub mod recordings;
 
 pub mod schema;
 
+pub mod stored;
+
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,7 @@ use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotentAnswer, Meeting
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
 use crate::zoom::schema::validate_meeting;
+use crate::zoom::stored::{restore_secrets, without_secrets};
 
 impl Connector {
     /// `POST /connections/{id}/zoom/meetings`: validated, and with an `Idempotency-Key` the
@@ -50,13 +51,14 @@ impl Connector {
                         "This Idempotency-Key was used with a different body.",
                     ));
                 }
+                let body = self.replayed_meeting(id, &answer).await;
                 Ok(PassThrough {
                     status: answer.status,
                     headers: vec![
                         ("content-type".into(), "application/json".into()),
                         ("idempotent-replayed".into(), "true".into()),
                     ],
-                    body: Bytes::from(answer.body.to_string()),
+                    body: Bytes::from(body.to_string()),
                 })
             }
             IdempotencyStart::Started {
@@ -64,8 +66,9 @@ impl Connector {
                 resumed_from,
             } => {
                 // The same path as queued events: after an unknown outcome (timeout, 5xx) the
-                // record is left for takeover, and the retry looks at Zoom before creating.
-                let started_at = self.now_unix();
+                // record is left for takeover, and the retry looks at Zoom before creating,
+                // from the earliest attempt whose outcome is unknown.
+                let since = resumed_from.unwrap_or_else(|| self.now_unix());
                 let event = MeetingEvent {
                     idempotency_key: key.to_owned(),
                     connection_id: id.to_owned(),
@@ -74,12 +77,14 @@ impl Connector {
                 };
                 match self.obtain_meeting(&event, &record_key, resumed_from).await {
                     Ok(mut meeting) => {
+                        // Kept 24 h: without the host key and passcodes (a replay gets them
+                        // from Zoom).
                         self.finish_idempotent(
                             &record_key,
                             version,
                             &IdempotentAnswer {
                                 status: 201,
-                                body: meeting.clone(),
+                                body: without_secrets(&meeting),
                                 fingerprint,
                             },
                         )
@@ -93,7 +98,7 @@ impl Connector {
                     }
                     Err(failure) => {
                         if failure.maybe_created {
-                            self.leave_for_takeover(&record_key, version, &fingerprint, started_at)
+                            self.leave_for_takeover(&record_key, version, &fingerprint, since)
                                 .await;
                         } else {
                             // Nothing was created: the key may be retried afresh.
@@ -104,6 +109,38 @@ impl Connector {
                 }
             }
         }
+    }
+
+    /// The stored first answer of a key, with what was kept out of the store (`start_url`,
+    /// passcodes) filled in from Zoom's meeting. When Zoom cannot be asked, the stored answer
+    /// with a `warning` saying what is missing.
+    async fn replayed_meeting(&self, id: &str, answer: &IdempotentAnswer) -> serde_json::Value {
+        let mut body = answer.body.clone();
+        let meeting_id = match &body["id"] {
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return body,
+        };
+        if answer.status != 201 {
+            return body;
+        }
+        let call = ZoomCall::get(format!("/meetings/{meeting_id}"));
+        let fresh = match self.zoom_pass(id, &call).await {
+            Ok(r) => serde_json::from_slice::<serde_json::Value>(&r.body)
+                .map_err(|_| unreadable_answer()),
+            Err(e) => Err(e),
+        };
+        match fresh {
+            Ok(fresh) => restore_secrets(&mut body, &fresh),
+            Err(e) => {
+                tracing::warn!(error = %e, connection_id = %id, "replayed meeting without its start_url and passcodes");
+                let warning = format!(
+                    "Replayed without start_url and passcodes (not kept by the connector): Zoom could not be asked for them ({}). Get the meeting for them.",
+                    e.code
+                );
+                add_warning(&mut body, Some(&warning));
+            }
+        }
+        body
     }
 
     async fn create_meeting_once(
