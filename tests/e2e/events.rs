@@ -382,7 +382,10 @@ async fn remembered_failure_still_looks_before_creating(backend: Backend) {
 }
 
 /// Issue 14: the crash lookup finds an instant meeting (type 1) a dead worker created, as
-/// well as a scheduled one.
+/// well as a scheduled one. The simulator lists every meeting under `type=scheduled` (the
+/// lookup's query), instant ones included (`live` and `upcoming` would miss an instant
+/// meeting nobody started: its start is its creation). An instant meeting starts when Zoom
+/// creates it, whatever the body's `start_time` said: the match must not compare it.
 async fn crash_lookup_finds_instant_and_scheduled_meetings(backend: Backend) {
     let stack = stack(backend).await;
     let conn = stack.connect_platform().await;

@@ -409,5 +409,18 @@ mod tests {
             &body(serde_json::json!({ "type": 8 })),
             &listed
         ));
+        // An instant meeting starts when Zoom creates it, whatever `start_time` said.
+        let instant = serde_json::json!({
+            "id": 2, "topic": "Call", "type": 1, "start_time": "2026-11-30T12:00:00Z",
+            "created_at": "2026-11-30T12:00:00Z",
+        });
+        assert!(same_meeting(
+            &serde_json::json!({ "topic": "Call", "type": 1, "start_time": "2030-01-01T10:00:00Z" }),
+            &instant
+        ));
+        assert!(!same_meeting(
+            &serde_json::json!({ "topic": "Other", "type": 1 }),
+            &instant
+        ));
     }
 }

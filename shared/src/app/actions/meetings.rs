@@ -220,7 +220,8 @@ fn unreadable_answer() -> ApiError {
 
 /// Does a meeting from Zoom's list match the body we would have sent? Every field the body
 /// sets must agree; a local `start_time` (no `Z`) must be a whole quarter-hour offset away
-/// from Zoom's UTC time, within the ±14 h of real time zones.
+/// from Zoom's UTC time, within the ±14 h of real time zones. `start_time` counts only for
+/// types Zoom schedules at a time (not instant or no-fixed-time recurring meetings).
 pub(crate) fn same_meeting(requested: &serde_json::Value, listed: &serde_json::Value) -> bool {
     let agrees = |field: &str| match requested.get(field).filter(|v| !v.is_null()) {
         None => true,
@@ -232,6 +233,11 @@ pub(crate) fn same_meeting(requested: &serde_json::Value, listed: &serde_json::V
     }
     if !(agrees("topic") && agrees("duration") && agrees("timezone") && agrees("agenda")) {
         return false;
+    }
+    // Zoom uses `start_time` only for meetings with a fixed time: an instant meeting (1)
+    // starts when created, a recurring one without a fixed time (3) has none.
+    if matches!(wanted_type, 1 | 3) {
+        return true;
     }
     let Some(wanted) = requested.get("start_time").and_then(|s| s.as_str()) else {
         return true;
