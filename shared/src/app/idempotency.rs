@@ -1,5 +1,7 @@
 //! Idempotency (`Idempotency-Key` and queued events): a key's record is claimed, finished
-//! with the first answer, or left for takeover when the outcome is unknown.
+//! with the first answer, or left for takeover when the outcome is unknown. Only a request
+//! with the record's fingerprint may take it over; another one is refused
+//! (`idempotency_key_reused`).
 
 use std::time::Duration;
 
@@ -21,8 +23,9 @@ pub fn key_reused() -> ApiError {
 }
 
 pub enum IdempotencyStart {
-    /// We own the record (its version) and must finish it. `resumed_from` is when a worker
-    /// that died mid-way had started (unix seconds): it may have created the thing already.
+    /// We own the record (its version) and must finish it. `resumed_from` (on a takeover):
+    /// from when an earlier attempt may have created the thing already (unix seconds; the
+    /// start of the earliest attempt whose outcome is unknown, or of a worker that died).
     Started {
         version: u64,
         resumed_from: Option<i64>,
