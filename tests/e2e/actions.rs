@@ -1628,6 +1628,9 @@ async fn idempotency_key_returns_the_first_answer() {
     let recovered = send("key-4", meeting_body("answer lost")).await;
     assert_eq!(recovered.status, 201);
     assert_eq!(recovered.json()["id"], created_at_zoom["id"]);
+    // The whole meeting, as the lost answer had it (not just the list's fields).
+    assert_eq!(recovered.json()["start_url"], created_at_zoom["start_url"]);
+    assert_eq!(recovered.json()["password"], created_at_zoom["password"]);
     assert_eq!(
         stack.sim.meetings_count(),
         4,

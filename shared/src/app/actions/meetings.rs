@@ -77,6 +77,11 @@ impl Connector {
                 };
                 match self.obtain_meeting(&event, &record_key, resumed_from).await {
                     Ok(mut meeting) => {
+                        if resumed_from.is_some() && meeting.get("start_url").is_none() {
+                            // Found in Zoom's list (the first answer was lost): the whole
+                            // meeting, as a create answer has it, when Zoom gives it.
+                            meeting = self.full_meeting(id, meeting).await;
+                        }
                         // Kept 24 h: without the host key and passcodes (a replay gets them
                         // from Zoom).
                         self.finish_idempotent(
@@ -108,6 +113,18 @@ impl Connector {
                     }
                 }
             }
+        }
+    }
+
+    /// Zoom's whole meeting for a listed one; the listed one when Zoom cannot be asked.
+    async fn full_meeting(&self, id: &str, listed: serde_json::Value) -> serde_json::Value {
+        let serde_json::Value::Number(meeting_id) = &listed["id"] else {
+            return listed;
+        };
+        let call = ZoomCall::get(format!("/meetings/{meeting_id}"));
+        match self.zoom_pass(id, &call).await {
+            Ok(r) => serde_json::from_slice(&r.body).unwrap_or(listed),
+            Err(_) => listed,
         }
     }
 
