@@ -1527,6 +1527,9 @@ async fn idempotency_key_returns_the_first_answer() {
     let recovered = send("key-4", meeting_body("answer lost")).await;
     assert_eq!(recovered.status, 201);
     assert_eq!(recovered.json()["id"], created_at_zoom["id"]);
+    // The whole meeting, as the lost answer had it (not just the list's fields).
+    assert_eq!(recovered.json()["start_url"], created_at_zoom["start_url"]);
+    assert_eq!(recovered.json()["password"], created_at_zoom["password"]);
     assert_eq!(
         stack.sim.meetings_count(),
         4,
@@ -1534,6 +1537,138 @@ async fn idempotency_key_returns_the_first_answer() {
     );
     check_contract(&stack.sim);
 }
+
+async fn send_keyed(stack: &TestStack, id: &str, key: &str, body: &Value) -> Answer {
+    let r = stack
+        .backend(Method::POST, &zoom_path(id, "/meetings"))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    Answer::of(r).await
+}
+
+/// Issue 14: the same key with another body, after the first request's outcome was left
+/// unknown (Zoom answered 5xx), is refused with 422; it does not take the record over and
+/// create another meeting under the key. The first body's retry still creates once.
+async fn reused_key_after_an_unknown_outcome_is_refused(backend: Backend) {
+    let (stack, id) = connected(backend).await;
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 503,
+        times: Some(1),
+    });
+    send_keyed(&stack, &id, "k-unknown", &meeting_body("first"))
+        .await
+        .problem(502, "zoom_unavailable");
+    send_keyed(&stack, &id, "k-unknown", &meeting_body("second"))
+        .await
+        .problem(422, "idempotency_key_reused");
+    assert_eq!(stack.sim.meetings_count(), 0);
+    let first = send_keyed(&stack, &id, "k-unknown", &meeting_body("first")).await;
+    assert_eq!(
+        first.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&first.bytes)
+    );
+    assert_eq!(first.json()["topic"], "first");
+    assert_eq!(stack.sim.meetings_count(), 1);
+}
+
+/// Issue 14: the record of an `Idempotency-Key` keeps neither the host key (`start_url`) nor
+/// a passcode; a replay gets them from Zoom and equals the first answer; when Zoom cannot be
+/// asked, the replay is the stored answer with a `warning`.
+async fn idempotent_answers_are_stored_without_secrets(backend: Backend) {
+    let (stack, id) = connected(backend).await;
+    let mut body = meeting_body("with a passcode");
+    body["password"] = json!("Pa55word");
+    let first = send_keyed(&stack, &id, "k-secret", &body).await;
+    assert_eq!(first.status, 201);
+    let m = first.json();
+    for field in [
+        "start_url",
+        "password",
+        "h323_password",
+        "pstn_password",
+        "encrypted_password",
+    ] {
+        assert!(m[field].is_string(), "{field} in the first answer: {m}");
+    }
+    let record_key = format!(
+        "http|{id}|{}",
+        zoom_connector::secret::sha256_hex("k-secret")
+    );
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let stored = stack
+        .connector
+        .store
+        .get_item(
+            zoom_connector::ports::ItemKind::Idempotency,
+            &record_key,
+            now,
+        )
+        .await
+        .unwrap()
+        .expect("the idempotency record")
+        .value
+        .to_string();
+    let encrypted = m["encrypted_password"].as_str().unwrap();
+    for secret in [
+        "zak=",
+        "start_url",
+        "password",
+        "Pa55word",
+        "pwd=",
+        encrypted,
+    ] {
+        assert!(!stored.contains(secret), "{secret} kept in {stored}");
+    }
+    assert!(stored.contains(&m["id"].to_string()), "{stored}");
+
+    let again = send_keyed(&stack, &id, "k-secret", &body).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json(), m, "the replay is the first answer");
+
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 503,
+        times: None,
+    });
+    let degraded = send_keyed(&stack, &id, "k-secret", &body).await;
+    stack.sim.clear_faults();
+    assert_eq!(degraded.status, 201);
+    assert_eq!(degraded.header("idempotent-replayed"), Some("true"));
+    let d = degraded.json();
+    assert_eq!((&d["id"], &d["topic"]), (&m["id"], &m["topic"]));
+    assert!(
+        d.get("start_url").is_none() && d.get("password").is_none(),
+        "{d}"
+    );
+    assert!(!d.to_string().contains(encrypted), "{d}");
+    assert!(
+        d["join_url"]
+            .as_str()
+            .is_some_and(|u| m["join_url"].as_str().unwrap().starts_with(u)),
+        "{d}"
+    );
+    assert!(
+        d["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("start_url")),
+        "{d}"
+    );
+    assert_eq!(stack.sim.meetings_count(), 1);
+}
+
+e2e_tests::on_both_backends!(
+    local_idempotency_edges,
+    aws_idempotency_edges;
+    reused_key_after_an_unknown_outcome_is_refused,
+    idempotent_answers_are_stored_without_secrets,
+);
 
 async fn concurrent_duplicates_case(backend: Backend) {
     let (stack, id) = connected(backend).await;

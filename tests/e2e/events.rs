@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::deployed::sqs_record;
+use e2e_tests::fakes::AheadClock;
 use e2e_tests::stack::{Backend, StackOptions, TestStack, unique};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use zoom_connector::adapters::local::queue::{LocalMeetingQueue, QueuePolicy};
 use zoom_connector::app::Connector;
-use zoom_connector::app::meeting_events::{EventOutcome, event_record_key};
+use zoom_connector::app::meeting_events::{
+    EventOutcome, FAILURE_MEMORY_SECS, event_fingerprint, event_record_key, parse_meeting_event,
+};
 use zoom_connector::domain::ConnectionStatus;
 use zoom_connector::domain::idempotency::{IDEMPOTENCY_STALE_SECS, IDEMPOTENCY_TTL_SECS};
 use zoom_connector::ports::{ItemKind, ZoomApi, ZoomRequest, ZoomResponse, ZoomTransportError};
@@ -166,17 +169,19 @@ async fn aws_duplicate_deliveries_create_one_meeting() {
     duplicate_deliveries_create_one_meeting(Backend::Aws).await;
 }
 
-/// Leaves the idempotency record a worker had when it died: in progress, started long ago.
-async fn leave_stale_record(stack: &TestStack, key: &str) {
+/// Leaves the idempotency record a worker had when it died working on `delivery`: in
+/// progress, started long ago.
+async fn leave_stale_record(stack: &TestStack, key: &str, delivery: &str) {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let started_at = now - IDEMPOTENCY_STALE_SECS - 5;
+    let fingerprint = event_fingerprint(&parse_meeting_event(delivery).unwrap());
     let created = stack
         .connector
         .store
         .create_item(
             ItemKind::Idempotency,
             &event_record_key(key),
-            &json!({ "state": "in_progress", "started_at": started_at, "fingerprint": "dead-worker" }),
+            &json!({ "state": "in_progress", "started_at": started_at, "fingerprint": fingerprint }),
             Some(now + IDEMPOTENCY_TTL_SECS),
             now,
         )
@@ -212,10 +217,10 @@ async fn crash_after_zoom_created_is_recovered(backend: Backend) {
     // The dead worker got as far as Zoom creating the meeting, not as far as recording it.
     let key = unique("crash");
     let created = create_at_zoom(&stack, &conn, &body).await;
-    leave_stale_record(&stack, &key).await;
+    let delivery = event(&key, &conn, body.clone()).to_string();
+    leave_stale_record(&stack, &key, &delivery).await;
     assert_eq!(stack.sim.meetings_count(), 3);
 
-    let delivery = event(&key, &conn, body.clone()).to_string();
     assert_eq!(
         stack.connector.process_meeting_event(&delivery).await,
         EventOutcome::Settled
@@ -229,8 +234,8 @@ async fn crash_after_zoom_created_is_recovered(backend: Backend) {
 
     // Another dead key with the same body must not take that meeting: it is this key's.
     let second = unique("crash");
-    leave_stale_record(&stack, &second).await;
     let delivery = event(&second, &conn, body).to_string();
+    leave_stale_record(&stack, &second, &delivery).await;
     assert_eq!(
         stack.connector.process_meeting_event(&delivery).await,
         EventOutcome::Settled
@@ -250,6 +255,156 @@ async fn local_crash_after_zoom_created_is_recovered() {
 async fn aws_crash_after_zoom_created_is_recovered() {
     crash_after_zoom_created_is_recovered(Backend::Aws).await;
 }
+
+/// Another container on the stack's backend whose clock is `ahead` (records expire sooner).
+fn container_ahead(stack: &TestStack, ahead: time::Duration) -> Connector {
+    stack.container_with(|ports| ports.clock = Arc::new(AheadClock(ahead)))
+}
+
+/// Issue 14: the same key with another meeting, while the first request's outcome is unknown
+/// (left for takeover, or its worker died), is refused for good; it does not take the record
+/// over and create its own meeting under the key.
+async fn reused_key_does_not_take_over_an_unknown_outcome(backend: Backend) {
+    let stack = stack(backend).await;
+    let conn = stack.connect_platform().await;
+    let key = unique("reused");
+    let first = event(&key, &conn, meeting("First request")).to_string();
+    stack.sim.inject(Fault::Status {
+        target: FaultTarget::Api,
+        status: 503,
+        times: Some(1),
+    });
+    assert!(matches!(
+        stack.connector.process_meeting_event(&first).await,
+        EventOutcome::Retry(_)
+    ));
+    let other = event(&key, &conn, meeting("Another request")).to_string();
+    assert_eq!(
+        stack.connector.process_meeting_event(&other).await,
+        EventOutcome::Settled
+    );
+    assert_eq!(
+        stack.sim.meetings_count(),
+        0,
+        "nothing created for the other request"
+    );
+    let mut published = Published::new(&stack);
+    let failed = published.of(FAILED, &key).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["error"]["code"], "idempotency_key_reused");
+    assert!(published.of(CREATED, &key).await.is_empty());
+
+    // The same for a worker that died (its record is stale, not marked unknown).
+    let dead = unique("reused-dead");
+    let dead_delivery = event(&dead, &conn, meeting("The dead worker's")).to_string();
+    leave_stale_record(&stack, &dead, &dead_delivery).await;
+    let not_dead = event(&dead, &conn, meeting("Not the dead worker's")).to_string();
+    assert_eq!(
+        stack.connector.process_meeting_event(&not_dead).await,
+        EventOutcome::Settled
+    );
+    assert_eq!(stack.sim.meetings_count(), 0);
+    let failed = published.of(FAILED, &dead).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["error"]["code"], "idempotency_key_reused");
+
+    // The first request's redelivery takes over, looks, and creates its meeting once.
+    assert_eq!(
+        stack.connector.process_meeting_event(&first).await,
+        EventOutcome::Settled
+    );
+    assert_eq!(stack.sim.meetings_count(), 1);
+    let created = published.of(CREATED, &key).await;
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["meeting"]["topic"], "First request");
+}
+
+/// Issue 14: a permanent failure remembered after an attempt whose outcome is unknown keeps
+/// "Zoom may have created it". Sequence: a worker dies after Zoom created the meeting; the
+/// takeover must look at Zoom first, but the lookup is refused for good (the grant lacks the
+/// list scope, 4711), so the failure is reported and remembered for 60 s. A re-send after
+/// that (e.g. once the scope is granted) must look again, not create a second meeting.
+async fn remembered_failure_still_looks_before_creating(backend: Backend) {
+    let stack = stack(backend).await;
+    let conn = stack.connect_platform().await;
+    let body = meeting("Quarterly review");
+    let created = create_at_zoom(&stack, &conn, &body).await;
+    let key = unique("remembered");
+    let delivery = event(&key, &conn, body).to_string();
+    leave_stale_record(&stack, &key, &delivery).await;
+
+    stack.sim.inject(Fault::ScopeMissing {
+        scope: "meeting:read:list_meetings".into(),
+        times: Some(1),
+    });
+    assert_eq!(
+        stack.connector.process_meeting_event(&delivery).await,
+        EventOutcome::Settled
+    );
+    let mut published = Published::new(&stack);
+    let failed = published.of(FAILED, &key).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["error"]["code"], "zoom_scope_missing");
+    // A duplicate within the memory settles silently.
+    assert_eq!(
+        stack.connector.process_meeting_event(&delivery).await,
+        EventOutcome::Settled
+    );
+    assert_eq!(published.of(FAILED, &key).await.len(), 1);
+    assert_eq!(stack.sim.meetings_count(), 1);
+
+    // After the memory: the re-send looks at Zoom and finds the dead worker's meeting.
+    let later = container_ahead(&stack, time::Duration::seconds(FAILURE_MEMORY_SECS + 5));
+    assert_eq!(
+        later.process_meeting_event(&delivery).await,
+        EventOutcome::Settled
+    );
+    assert_eq!(stack.sim.meetings_count(), 1, "no second meeting");
+    let events = published.of(CREATED, &key).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["meeting"]["id"], created["id"]);
+}
+
+/// Issue 14: the crash lookup finds an instant meeting (type 1) a dead worker created, as
+/// well as a scheduled one. The simulator lists every meeting under `type=scheduled` (the
+/// lookup's query), instant ones included (`live` and `upcoming` would miss an instant
+/// meeting nobody started: its start is its creation). An instant meeting starts when Zoom
+/// creates it, whatever the body's `start_time` said: the match must not compare it.
+async fn crash_lookup_finds_instant_and_scheduled_meetings(backend: Backend) {
+    let stack = stack(backend).await;
+    let conn = stack.connect_platform().await;
+    for body in [
+        json!({ "topic": "Call now", "type": 1 }),
+        json!({ "topic": "Call now, said at 10", "type": 1, "start_time": "2030-01-15T10:00:00Z", "duration": 15 }),
+        meeting("Call later"),
+    ] {
+        let before = stack.sim.meetings_count();
+        let created = create_at_zoom(&stack, &conn, &body).await;
+        let key = unique("crash-type");
+        let delivery = event(&key, &conn, body.clone()).to_string();
+        leave_stale_record(&stack, &key, &delivery).await;
+        assert_eq!(
+            stack.connector.process_meeting_event(&delivery).await,
+            EventOutcome::Settled
+        );
+        assert_eq!(
+            stack.sim.meetings_count(),
+            before + 1,
+            "no second meeting for {body}"
+        );
+        let events = Published::new(&stack).of(CREATED, &key).await;
+        assert_eq!(events.len(), 1, "{body}: {events:?}");
+        assert_eq!(events[0]["meeting"]["id"], created["id"], "{body}");
+    }
+}
+
+e2e_tests::on_both_backends!(
+    local_idempotency_edges,
+    aws_idempotency_edges;
+    reused_key_does_not_take_over_an_unknown_outcome,
+    remembered_failure_still_looks_before_creating,
+    crash_lookup_finds_instant_and_scheduled_meetings,
+);
 
 /// A 5xx leaves Zoom's outcome unknown: the next delivery looks before creating. A 429 is a
 /// clear "not created": the next delivery creates without looking.

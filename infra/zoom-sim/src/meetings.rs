@@ -381,6 +381,13 @@ pub(crate) fn create(
         live: None,
     };
     apply(&mut meeting, input);
+    // Zoom uses `start_time` only for scheduled and fixed-time recurring meetings: an instant
+    // meeting starts now, whatever the body said.
+    if meeting_type == 1 {
+        meeting
+            .fields
+            .insert("start_time".into(), json!(zoom_time(now)));
+    }
     meeting
 }
 

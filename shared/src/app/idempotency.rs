@@ -1,5 +1,7 @@
 //! Idempotency (`Idempotency-Key` and queued events): a key's record is claimed, finished
-//! with the first answer, or left for takeover when the outcome is unknown.
+//! with the first answer, or left for takeover when the outcome is unknown. Only a request
+//! with the record's fingerprint may take it over; another one is refused
+//! (`idempotency_key_reused`).
 
 use std::time::Duration;
 
@@ -15,9 +17,19 @@ use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, Idempo
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
 
+/// The same key came with a different request (body, or connection for events).
+pub fn key_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::IdempotencyKeyReused,
+        "This idempotency key was already used with a different request.",
+    )
+}
+
 pub enum IdempotencyStart {
-    /// We own the record (its version) and must finish it. `resumed_from` is when a worker
-    /// that died mid-way had started (unix seconds): it may have created the thing already.
+    /// We own the record (its version) and must finish it. `resumed_from` (on a takeover):
+    /// from when an earlier attempt may have created the thing already (unix seconds; the
+    /// start of the earliest attempt whose outcome is unknown, or of a worker that died).
     Started {
         version: u64,
         resumed_from: Option<i64>,
@@ -60,33 +72,33 @@ impl Connector {
             let Some(item) = self.store.get_item(ItemKind::Idempotency, key, now).await? else {
                 continue;
             };
-            match IdempotencyRecord::from_value(&item.value) {
-                Some(IdempotencyRecord::Done { answer, .. }) => {
-                    return Ok(IdempotencyStart::Done(answer));
+            let Some(record) = IdempotencyRecord::from_value(&item.value) else {
+                return Err(ApiError::internal("corrupt idempotency record"));
+            };
+            // Another request holds (or held) this key: never wait for it, never take it
+            // over (that would create something else under the key). A finished record goes
+            // back to the caller, which compares the fingerprints itself.
+            if record.fingerprint() != fingerprint {
+                return match record {
+                    IdempotencyRecord::Done { answer, .. } => Ok(IdempotencyStart::Done(answer)),
+                    IdempotencyRecord::InProgress { .. } => Err(key_reused()),
+                };
+            }
+            if record.takeable(now) {
+                // Its worker died mid-way, or gave up not knowing whether Zoom created the
+                // meeting, or failed for good after that and the memory ran out: take over
+                // (the caller looks at Zoom first, from the earliest attempt whose outcome is
+                // unknown).
+                let since = record.maybe_created_since().unwrap_or(now);
+                let value = IdempotencyRecord::resumed(now, fingerprint, since).to_value();
+                if self.replace_idempotency(key, &value, item.version).await? {
+                    return Ok(IdempotencyStart::Started {
+                        version: item.version + 1,
+                        resumed_from: Some(since),
+                    });
                 }
-                Some(record) if record.takeable(now) => {
-                    // Its worker died mid-way, or gave up not knowing whether Zoom created
-                    // the meeting: take over (the caller looks at Zoom first).
-                    let value = IdempotencyRecord::in_progress(now, fingerprint).to_value();
-                    if self
-                        .store
-                        .replace_item(
-                            ItemKind::Idempotency,
-                            key,
-                            &value,
-                            Some(now + IDEMPOTENCY_TTL_SECS),
-                            item.version,
-                        )
-                        .await?
-                    {
-                        return Ok(IdempotencyStart::Started {
-                            version: item.version + 1,
-                            resumed_from: record.started_at(),
-                        });
-                    }
-                }
-                Some(_) => {}
-                None => return Err(ApiError::internal("corrupt idempotency record")),
+            } else if let IdempotencyRecord::Done { answer, .. } = record {
+                return Ok(IdempotencyStart::Done(answer));
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(ApiError::new(
@@ -106,19 +118,8 @@ impl Connector {
         version: u64,
         answer: &IdempotentAnswer,
     ) -> Result<(), ApiError> {
-        let now = self.now_unix();
         let value = IdempotencyRecord::done(answer.clone()).to_value();
-        if !self
-            .store
-            .replace_item(
-                ItemKind::Idempotency,
-                key,
-                &value,
-                Some(now + IDEMPOTENCY_TTL_SECS),
-                version,
-            )
-            .await?
-        {
+        if !self.replace_idempotency(key, &value, version).await? {
             tracing::warn!("idempotency record changed while the request ran");
         }
         Ok(())
@@ -127,32 +128,17 @@ impl Connector {
 
 impl Connector {
     /// Makes the record immediately takeable by the next delivery, which then looks for the
-    /// meeting at Zoom before creating one (Zoom may have created it).
+    /// meeting at Zoom before creating one (Zoom may have created it since `since`).
     pub(crate) async fn leave_for_takeover(
         &self,
         key: &str,
         version: u64,
         fingerprint: &str,
-        started_at: i64,
+        since: i64,
     ) {
         let now = self.now_unix();
-        let value = IdempotencyRecord::InProgress {
-            started_at,
-            fingerprint: fingerprint.to_owned(),
-            outcome_unknown: true,
-        }
-        .to_value();
-        if let Err(e) = self
-            .store
-            .replace_item(
-                ItemKind::Idempotency,
-                key,
-                &value,
-                Some(now + IDEMPOTENCY_TTL_SECS),
-                version,
-            )
-            .await
-        {
+        let value = IdempotencyRecord::outcome_unknown(now, fingerprint, since).to_value();
+        if let Err(e) = self.replace_idempotency(key, &value, version).await {
             // It stays in progress and is taken over once stale.
             tracing::warn!(error = %e, "could not mark the meeting event for takeover");
         }
@@ -172,8 +158,8 @@ impl Connector {
 
 /// Where an HTTP `Idempotency-Key` stands for this request.
 pub enum HttpClaim {
-    /// The key's first answer, to return as it is (`Idempotent-Replayed: true`).
-    Replay(PassThrough),
+    /// The key's first answer (as stored: without secrets), to replay.
+    Replay(IdempotentAnswer),
     /// This request does the work and must finish or release `record_key`.
     Started {
         record_key: String,
@@ -209,14 +195,7 @@ impl Connector {
                     "This Idempotency-Key was used with a different body.",
                 ))
             }
-            IdempotencyStart::Done(answer) => Ok(HttpClaim::Replay(PassThrough {
-                status: answer.status,
-                headers: vec![
-                    ("content-type".into(), "application/json".into()),
-                    ("idempotent-replayed".into(), "true".into()),
-                ],
-                body: Bytes::from(answer.body.to_string()),
-            })),
+            IdempotencyStart::Done(answer) => Ok(HttpClaim::Replay(answer)),
             IdempotencyStart::Started {
                 version,
                 resumed_from,
@@ -226,5 +205,33 @@ impl Connector {
                 resumed_from,
             }),
         }
+    }
+}
+
+/// A replayed first answer (`Idempotent-Replayed: true`).
+pub fn replay(status: u16, body: &serde_json::Value) -> PassThrough {
+    PassThrough {
+        status,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("idempotent-replayed".into(), "true".into()),
+        ],
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+impl Connector {
+    /// Replaces an idempotency record if it is still at `version`; it lives another
+    /// `IDEMPOTENCY_TTL_SECS`.
+    async fn replace_idempotency(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        version: u64,
+    ) -> Result<bool, crate::domain::error::StoreError> {
+        let expires_at = self.now_unix() + IDEMPOTENCY_TTL_SECS;
+        self.store
+            .replace_item(ItemKind::Idempotency, key, value, Some(expires_at), version)
+            .await
     }
 }

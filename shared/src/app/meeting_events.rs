@@ -24,7 +24,7 @@ use super::actions::meetings::MeetingEvent;
 use super::idempotency::IdempotencyStart;
 use super::{Connector, events};
 use crate::domain::error::{ApiError, ErrorCode};
-use crate::domain::idempotency::{IDEMPOTENCY_STALE_SECS, IdempotencyRecord, IdempotentAnswer};
+use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, IdempotentAnswer};
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
 
@@ -148,18 +148,15 @@ impl Connector {
             }
         };
         // If this attempt ends without knowing whether Zoom created the meeting, the record is
-        // left with this start: stale at once (the next delivery takes over and looks), and
-        // early enough that the lookup also covers a dead worker's meeting this attempt
-        // was resuming.
-        let takeover_from = resumed_from
-            .unwrap_or(i64::MAX)
-            .min(self.now_unix() - IDEMPOTENCY_STALE_SECS - 1);
+        // left for takeover with the earliest time Zoom may have created it: this attempt's
+        // start, or that of the attempt it resumed, so the next lookup covers both.
+        let since = resumed_from.unwrap_or_else(|| self.now_unix());
         let meeting = match self.obtain_meeting(event, &key, resumed_from).await {
             Ok(meeting) => meeting,
             Err(failure) if is_transient(&failure.error) => {
                 tracing::warn!(error = %failure.error, connection_id = %event.connection_id, "meeting event will be retried");
                 if failure.maybe_created {
-                    self.leave_for_takeover(&key, version, &fingerprint, takeover_from)
+                    self.leave_for_takeover(&key, version, &fingerprint, since)
                         .await;
                 } else {
                     self.release_record(&key, version).await;
@@ -167,7 +164,11 @@ impl Connector {
                 return EventOutcome::Retry(failure.error.code.to_string());
             }
             Err(failure) => {
-                self.remember_failure(&key, version, &fingerprint, &failure.error)
+                // After an unknown outcome (e.g. the lookup itself was refused) the record
+                // keeps "Zoom may have created it": a re-send after the memory runs out looks
+                // at Zoom before creating.
+                let unknown_since = failure.maybe_created.then_some(since);
+                self.remember_failure(&key, version, &fingerprint, &failure.error, unknown_since)
                     .await;
                 self.report_failure(event, &failure.error).await;
                 return EventOutcome::Settled;
@@ -186,13 +187,15 @@ impl Connector {
             // The meeting exists; the next delivery finds it (it is claimed by this key) and
             // publishes again.
             tracing::error!(error = %e, "could not publish the meeting outcome; will retry");
-            self.leave_for_takeover(&key, version, &fingerprint, takeover_from)
+            self.leave_for_takeover(&key, version, &fingerprint, since)
                 .await;
             return EventOutcome::Retry("publish_failed".into());
         }
+        // Kept without the host key (`start_url`) and passcodes, like HTTP answers; a
+        // replayed delivery publishes nothing, so nothing needs them back.
         let answer = IdempotentAnswer {
             status: 201,
-            body: meeting,
+            body: crate::zoom::stored::without_secrets(&meeting),
             fingerprint,
         };
         if let Err(e) = self.finish_idempotent(&key, version, &answer).await {
@@ -222,27 +225,49 @@ impl Connector {
         EventOutcome::Settled
     }
 
-    /// Keeps a permanent failure briefly so duplicates settle without a second report.
-    async fn remember_failure(&self, key: &str, version: u64, fingerprint: &str, e: &ApiError) {
+    /// Keeps a permanent failure briefly so duplicates settle without a second report. When
+    /// Zoom may have created the meeting (`unknown_since`), the record outlives the memory
+    /// (kept like any answer) so that the delivery after it looks at Zoom first.
+    async fn remember_failure(
+        &self,
+        key: &str,
+        version: u64,
+        fingerprint: &str,
+        e: &ApiError,
+        unknown_since: Option<i64>,
+    ) {
         let now = self.now_unix();
         let answer = IdempotentAnswer {
             status: e.status.as_u16(),
             body: serde_json::json!({ "error": { "code": e.code, "message": e.detail } }),
             fingerprint: fingerprint.to_owned(),
         };
-        let value = IdempotencyRecord::done(answer).to_value();
+        let (record, expires_at) = match unknown_since {
+            Some(since) => (
+                IdempotencyRecord::failed_maybe_created(answer, since, now + FAILURE_MEMORY_SECS),
+                now + IDEMPOTENCY_TTL_SECS,
+            ),
+            None => (IdempotencyRecord::done(answer), now + FAILURE_MEMORY_SECS),
+        };
         let kept = self
             .store
             .replace_item(
                 ItemKind::Idempotency,
                 key,
-                &value,
-                Some(now + FAILURE_MEMORY_SECS),
+                &record.to_value(),
+                Some(expires_at),
                 version,
             )
             .await;
         if !matches!(kept, Ok(true)) {
-            self.release_record(key, version).await;
+            match unknown_since {
+                // Releasing would forget that Zoom may have created it: leave it for takeover.
+                Some(since) => {
+                    self.leave_for_takeover(key, version, fingerprint, since)
+                        .await;
+                }
+                None => self.release_record(key, version).await,
+            }
         }
     }
 
@@ -383,6 +408,19 @@ mod tests {
         assert!(!same_meeting(
             &body(serde_json::json!({ "type": 8 })),
             &listed
+        ));
+        // An instant meeting starts when Zoom creates it, whatever `start_time` said.
+        let instant = serde_json::json!({
+            "id": 2, "topic": "Call", "type": 1, "start_time": "2026-11-30T12:00:00Z",
+            "created_at": "2026-11-30T12:00:00Z",
+        });
+        assert!(same_meeting(
+            &serde_json::json!({ "topic": "Call", "type": 1, "start_time": "2030-01-01T10:00:00Z" }),
+            &instant
+        ));
+        assert!(!same_meeting(
+            &serde_json::json!({ "topic": "Other", "type": 1 }),
+            &instant
         ));
     }
 }

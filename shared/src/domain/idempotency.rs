@@ -23,17 +23,28 @@ pub struct IdempotentAnswer {
 pub enum IdempotencyRecord {
     /// A worker is on it since `started_at` (unix seconds). `outcome_unknown`: it gave up not
     /// knowing whether Zoom acted (timeout, 5xx), so the next claimant takes over at once and
-    /// looks at Zoom first.
+    /// looks at Zoom first. `since`: an earlier attempt of this key may have created the
+    /// meeting from then on (kept across takeovers, so a lookup never starts later than the
+    /// first attempt whose outcome is unknown).
     InProgress {
         started_at: i64,
         fingerprint: String,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         outcome_unknown: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<i64>,
     },
-    /// Finished: the answer every retry gets.
+    /// Finished: the answer every retry gets. A remembered failure after an attempt whose
+    /// outcome is unknown keeps that: `unknown_since` (Zoom may have created the meeting from
+    /// then on) and `until`, after which the record is taken over like an unknown outcome, so
+    /// the next claimant looks at Zoom before creating.
     Done {
         answer: IdempotentAnswer,
         fingerprint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unknown_since: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<i64>,
     },
 }
 
@@ -43,6 +54,29 @@ impl IdempotencyRecord {
             started_at,
             fingerprint: fingerprint.to_owned(),
             outcome_unknown: false,
+            since: None,
+        }
+    }
+
+    /// A record taken over at `now` from an attempt that may have created the meeting since
+    /// `since`.
+    pub fn resumed(now: i64, fingerprint: &str, since: i64) -> Self {
+        Self::InProgress {
+            started_at: now,
+            fingerprint: fingerprint.to_owned(),
+            outcome_unknown: false,
+            since: Some(since),
+        }
+    }
+
+    /// Left by an attempt that does not know whether Zoom created the meeting (since
+    /// `since`): taken over at once.
+    pub fn outcome_unknown(now: i64, fingerprint: &str, since: i64) -> Self {
+        Self::InProgress {
+            started_at: now,
+            fingerprint: fingerprint.to_owned(),
+            outcome_unknown: true,
+            since: Some(since),
         }
     }
 
@@ -51,11 +85,26 @@ impl IdempotencyRecord {
         Self::Done {
             answer,
             fingerprint,
+            unknown_since: None,
+            until: None,
         }
     }
 
-    /// May a new claimant take this record over at `now`? Only an in-progress record whose
-    /// worker died (stale) or gave up with an unknown outcome.
+    /// A failure remembered until `until`, after an attempt whose outcome is unknown since
+    /// `unknown_since`.
+    pub fn failed_maybe_created(answer: IdempotentAnswer, unknown_since: i64, until: i64) -> Self {
+        let fingerprint = answer.fingerprint.clone();
+        Self::Done {
+            answer,
+            fingerprint,
+            unknown_since: Some(unknown_since),
+            until: Some(until),
+        }
+    }
+
+    /// May a new claimant take this record over at `now`? An in-progress record whose
+    /// worker died (stale) or gave up with an unknown outcome, or a remembered failure after
+    /// an unknown outcome whose memory has run out.
     pub fn takeable(&self, now: i64) -> bool {
         match self {
             Self::InProgress {
@@ -63,14 +112,30 @@ impl IdempotencyRecord {
                 outcome_unknown,
                 ..
             } => *outcome_unknown || now - started_at > IDEMPOTENCY_STALE_SECS,
-            Self::Done { .. } => false,
+            Self::Done {
+                unknown_since,
+                until,
+                ..
+            } => unknown_since.is_some() && until.is_some_and(|u| now > u),
         }
     }
 
-    pub fn started_at(&self) -> Option<i64> {
+    /// From when Zoom may have created this key's meeting without the record saying so: the
+    /// start of the lookup a claimant taking it over makes. `None` for a finished record
+    /// whose outcome is known.
+    pub fn maybe_created_since(&self) -> Option<i64> {
         match self {
-            Self::InProgress { started_at, .. } => Some(*started_at),
-            Self::Done { .. } => None,
+            Self::InProgress {
+                started_at, since, ..
+            } => Some(since.map_or(*started_at, |s| s.min(*started_at))),
+            Self::Done { unknown_since, .. } => *unknown_since,
+        }
+    }
+
+    /// What identifies the request the record is for.
+    pub fn fingerprint(&self) -> &str {
+        match self {
+            Self::InProgress { fingerprint, .. } | Self::Done { fingerprint, .. } => fingerprint,
         }
     }
 
@@ -125,6 +190,28 @@ mod tests {
             body: serde_json::Value::Null,
             fingerprint: "f".into(),
         };
-        assert!(!IdempotencyRecord::done(answer).takeable(i64::MAX));
+        assert!(!IdempotencyRecord::done(answer.clone()).takeable(i64::MAX));
+        // A remembered failure after an unknown outcome: kept, then taken over to look.
+        let failed = IdempotencyRecord::failed_maybe_created(answer, 40, 160);
+        assert!(!failed.takeable(160));
+        assert!(failed.takeable(161));
+        assert_eq!(failed.maybe_created_since(), Some(40));
+    }
+
+    #[test]
+    fn takeovers_keep_the_earliest_unknown_start() {
+        let resumed = IdempotencyRecord::resumed(500, "f", 100);
+        assert!(!resumed.takeable(500 + IDEMPOTENCY_STALE_SECS));
+        assert_eq!(resumed.maybe_created_since(), Some(100));
+        let left = IdempotencyRecord::outcome_unknown(500, "f", 100);
+        assert!(left.takeable(500));
+        assert_eq!(left.maybe_created_since(), Some(100));
+        assert_eq!(
+            IdempotencyRecord::in_progress(7, "f").maybe_created_since(),
+            Some(7)
+        );
+        let value = left.to_value();
+        assert_eq!(value["since"], 100);
+        assert_eq!(IdempotencyRecord::from_value(&value), Some(left));
     }
 }

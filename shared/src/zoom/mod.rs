@@ -15,5 +15,7 @@ pub mod requests;
 
 pub mod schema;
 
+pub mod stored;
+
 #[cfg(test)]
 mod tests;

@@ -134,12 +134,13 @@ pub fn sanitize_payload(payload: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(sanitize_payload).collect()),
-        Value::String(s) => Value::String(strip_credential_params(s)),
+        Value::String(s) => Value::String(strip_query_params(s, CREDENTIAL_QUERY_PARAMS)),
         other => other.clone(),
     }
 }
 
-fn strip_credential_params(s: &str) -> String {
+/// `s` without the query parameters `params` when it is an http(s) URL; otherwise as is.
+pub fn strip_query_params(s: &str, params: &[&str]) -> String {
     if !(s.starts_with("https://") || s.starts_with("http://")) || !s.contains('?') {
         return s.to_owned();
     }
@@ -150,15 +151,12 @@ fn strip_credential_params(s: &str) -> String {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    if !pairs
-        .iter()
-        .any(|(k, _)| CREDENTIAL_QUERY_PARAMS.contains(&k.as_str()))
-    {
+    if !pairs.iter().any(|(k, _)| params.contains(&k.as_str())) {
         return s.to_owned();
     }
     let kept: Vec<&(String, String)> = pairs
         .iter()
-        .filter(|(k, _)| !CREDENTIAL_QUERY_PARAMS.contains(&k.as_str()))
+        .filter(|(k, _)| !params.contains(&k.as_str()))
         .collect();
     if kept.is_empty() {
         url.set_query(None);

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{PassThrough, ZoomCall};
 use crate::app::Connector;
-use crate::app::idempotency::HttpClaim;
+use crate::app::idempotency::{HttpClaim, replay};
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::IdempotentAnswer;
 use crate::secret::sha256_hex;
@@ -211,7 +211,7 @@ impl Connector {
         call: &ZoomCall,
     ) -> Result<PassThrough, ApiError> {
         match self.claim_http_key(id, key, fingerprint).await? {
-            HttpClaim::Replay(answer) => Ok(answer),
+            HttpClaim::Replay(answer) => Ok(replay(answer.status, &answer.body)),
             HttpClaim::Started {
                 record_key,
                 version,

@@ -9,12 +9,13 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::app::Connector;
 use crate::app::actions::{PassThrough, ZoomCall};
-use crate::app::idempotency::HttpClaim;
+use crate::app::idempotency::{HttpClaim, replay};
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotentAnswer, MeetingClaim};
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
 use crate::zoom::schema::validate_meeting;
+use crate::zoom::stored::{restore_secrets, without_secrets};
 
 impl Connector {
     /// `POST /connections/{id}/zoom/meetings`: validated, and with an `Idempotency-Key` the
@@ -31,15 +32,19 @@ impl Connector {
         };
         let fingerprint = sha256_hex(&body.to_string());
         match self.claim_http_key(id, key, &fingerprint).await? {
-            HttpClaim::Replay(answer) => Ok(answer),
+            HttpClaim::Replay(answer) => {
+                let body = self.replayed_meeting(id, &answer).await;
+                Ok(replay(answer.status, &body))
+            }
             HttpClaim::Started {
                 record_key,
                 version,
                 resumed_from,
             } => {
                 // The same path as queued events: after an unknown outcome (timeout, 5xx) the
-                // record is left for takeover, and the retry looks at Zoom before creating.
-                let started_at = self.now_unix();
+                // record is left for takeover, and the retry looks at Zoom before creating,
+                // from the earliest attempt whose outcome is unknown.
+                let since = resumed_from.unwrap_or_else(|| self.now_unix());
                 let event = MeetingEvent {
                     idempotency_key: key.to_owned(),
                     connection_id: id.to_owned(),
@@ -48,12 +53,19 @@ impl Connector {
                 };
                 match self.obtain_meeting(&event, &record_key, resumed_from).await {
                     Ok(mut meeting) => {
+                        if resumed_from.is_some() && meeting.get("start_url").is_none() {
+                            // Found in Zoom's list (the first answer was lost): the whole
+                            // meeting, as a create answer has it, when Zoom gives it.
+                            meeting = self.full_meeting(id, meeting).await;
+                        }
+                        // Kept 24 h: without the host key and passcodes (a replay gets them
+                        // from Zoom).
                         self.finish_idempotent(
                             &record_key,
                             version,
                             &IdempotentAnswer {
                                 status: 201,
-                                body: meeting.clone(),
+                                body: without_secrets(&meeting),
                                 fingerprint,
                             },
                         )
@@ -67,7 +79,7 @@ impl Connector {
                     }
                     Err(failure) => {
                         if failure.maybe_created {
-                            self.leave_for_takeover(&record_key, version, &fingerprint, started_at)
+                            self.leave_for_takeover(&record_key, version, &fingerprint, since)
                                 .await;
                         } else {
                             // Nothing was created: the key may be retried afresh.
@@ -78,6 +90,50 @@ impl Connector {
                 }
             }
         }
+    }
+
+    /// Zoom's whole meeting for a listed one; the listed one when Zoom cannot be asked.
+    async fn full_meeting(&self, id: &str, listed: serde_json::Value) -> serde_json::Value {
+        let serde_json::Value::Number(meeting_id) = &listed["id"] else {
+            return listed;
+        };
+        let call = ZoomCall::get(format!("/meetings/{meeting_id}"));
+        match self.zoom_pass(id, &call).await {
+            Ok(r) => serde_json::from_slice(&r.body).unwrap_or(listed),
+            Err(_) => listed,
+        }
+    }
+
+    /// The stored first answer of a key, with what was kept out of the store (`start_url`,
+    /// passcodes) filled in from Zoom's meeting. When Zoom cannot be asked, the stored answer
+    /// with a `warning` saying what is missing.
+    async fn replayed_meeting(&self, id: &str, answer: &IdempotentAnswer) -> serde_json::Value {
+        let mut body = answer.body.clone();
+        let meeting_id = match &body["id"] {
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return body,
+        };
+        if answer.status != 201 {
+            return body;
+        }
+        let call = ZoomCall::get(format!("/meetings/{meeting_id}"));
+        let fresh = match self.zoom_pass(id, &call).await {
+            Ok(r) => serde_json::from_slice::<serde_json::Value>(&r.body)
+                .map_err(|_| unreadable_answer()),
+            Err(e) => Err(e),
+        };
+        match fresh {
+            Ok(fresh) => restore_secrets(&mut body, &fresh),
+            Err(e) => {
+                tracing::warn!(error = %e, connection_id = %id, "replayed meeting without its start_url and passcodes");
+                let warning = format!(
+                    "Replayed without start_url and passcodes (not kept by the connector): Zoom could not be asked for them ({}). Get the meeting for them.",
+                    e.code
+                );
+                add_warning(&mut body, Some(&warning));
+            }
+        }
+        body
     }
 
     async fn create_meeting_once(
@@ -157,7 +213,8 @@ fn unreadable_answer() -> ApiError {
 
 /// Does a meeting from Zoom's list match the body we would have sent? Every field the body
 /// sets must agree; a local `start_time` (no `Z`) must be a whole quarter-hour offset away
-/// from Zoom's UTC time, within the ±14 h of real time zones.
+/// from Zoom's UTC time, within the ±14 h of real time zones. `start_time` counts only for
+/// types Zoom schedules at a time (not instant or no-fixed-time recurring meetings).
 pub(crate) fn same_meeting(requested: &serde_json::Value, listed: &serde_json::Value) -> bool {
     let agrees = |field: &str| match requested.get(field).filter(|v| !v.is_null()) {
         None => true,
@@ -169,6 +226,11 @@ pub(crate) fn same_meeting(requested: &serde_json::Value, listed: &serde_json::V
     }
     if !(agrees("topic") && agrees("duration") && agrees("timezone") && agrees("agenda")) {
         return false;
+    }
+    // Zoom uses `start_time` only for meetings with a fixed time: an instant meeting (1)
+    // starts when created, a recurring one without a fixed time (3) has none.
+    if matches!(wanted_type, 1 | 3) {
+        return true;
     }
     let Some(wanted) = requested.get("start_time").and_then(|s| s.as_str()) else {
         return true;
