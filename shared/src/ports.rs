@@ -56,6 +56,9 @@ pub enum ItemKind {
     /// What became of a used connect session (`GET /connect/status`), by the session token's
     /// hash: "at Zoom" once the flow starts, then the callback's result (minutes).
     SessionOutcome,
+    /// Rotated tokens that Secrets Manager refused, sealed under a data key (no expiry; cleared
+    /// once Secrets Manager has them). See `app::tokens::pending`.
+    PendingTokens,
 }
 
 impl ItemKind {
@@ -68,6 +71,7 @@ impl ItemKind {
             Self::Identity => "IDENTITY",
             Self::WebhookDelivery => "DELIVERY",
             Self::SessionOutcome => "OUTCOME",
+            Self::PendingTokens => "PENDING",
         }
     }
 }
@@ -145,6 +149,26 @@ pub trait ConnectionStore: Send + Sync {
         key: &str,
         expected: Option<u64>,
     ) -> StoreResult<bool>;
+}
+
+pub use crate::sealed::KeyBytes;
+
+/// A 256-bit data key for envelope encryption: the key itself (kept in memory only) and the
+/// same key wrapped under the master key (stored beside what it encrypts).
+pub struct DataKey {
+    pub plaintext: KeyBytes,
+    pub wrapped: Vec<u8>,
+}
+
+/// The operator's master key for envelope encryption: KMS on AWS (`GenerateDataKey`,
+/// `Decrypt` on the key `PENDING_TOKENS_KEY_ID` names), a local key file in the local stack.
+/// `context` is bound to the wrapped key (KMS encryption context): unwrapping needs the same.
+#[async_trait]
+pub trait DataKeys: Send + Sync {
+    /// Whether a master key is configured at all (without one nothing can be sealed).
+    fn configured(&self) -> bool;
+    async fn generate(&self, context: &str) -> StoreResult<DataKey>;
+    async fn unwrap_key(&self, wrapped: &[u8], context: &str) -> StoreResult<KeyBytes>;
 }
 
 /// Where the connector publishes its events (EventBridge, source `zoom-connector`).
