@@ -4,6 +4,7 @@ mod actions;
 mod browser;
 mod connect;
 mod deployed;
+mod durable;
 mod end_users;
 mod events;
 mod faults;
