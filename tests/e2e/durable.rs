@@ -23,7 +23,7 @@ use e2e_tests::stack::{Backend, Served, StackOptions, TestStack, ports_for, serv
 use futures::future::join_all;
 use zoom_connector::app::Connector;
 use zoom_connector::app::tokens::TokenNeed;
-use zoom_connector::app::tokens::pending::PENDING_RECHECK_SECS;
+use zoom_connector::app::tokens::pending::{PENDING_RECHECK_SECS, SECRET_WRITE_BUDGET};
 use zoom_connector::domain::ConnectionStatus;
 use zoom_connector::domain::error::StoreError;
 use zoom_connector::ports::{Clock, ItemKind, SecretStore, StoreResult};
@@ -297,7 +297,8 @@ async fn a_secrets_manager_write_outage_loses_no_connection(backend: Backend) {
     }
     // Background attempts to move the copies (spawned by the reads above) end, failing, before
     // the outage does: the sweep below, with its clock ahead, must not meet a live lease.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // (A container's first write tries Secrets Manager for up to SECRET_WRITE_BUDGET.)
+    tokio::time::sleep(SECRET_WRITE_BUDGET + Duration::from_secs(2)).await;
     outage.end();
     let outage_secs = started.elapsed().as_secs_f64();
 
