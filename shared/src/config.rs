@@ -53,6 +53,10 @@ pub struct AwsNames {
     pub event_bus_name: String,
     pub platform_app_secret_id: String,
     pub connector_secret_id: String,
+    /// `PENDING_TOKENS_KEY_ID`: the KMS key (id, ARN or alias) that seals rotated tokens
+    /// Secrets Manager refused (the pending copy). Unset: no pending copy can be written and a
+    /// refused token write keeps the new tokens in memory only (logged as an error).
+    pub pending_tokens_key_id: Option<String>,
 }
 
 impl Config {
@@ -154,6 +158,9 @@ impl Config {
                 connector_secret_id: get("CONNECTOR_SECRET_ID")
                     .unwrap_or_else(|| format!("{prefix}/connector")),
                 secrets_prefix: prefix,
+                pending_tokens_key_id: get("PENDING_TOKENS_KEY_ID")
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty()),
             },
         })
     }

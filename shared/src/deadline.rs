@@ -38,6 +38,12 @@ pub fn from_lambda(lambda_deadline: SystemTime) -> Instant {
     Instant::now() + left.saturating_sub(ANSWER_MARGIN)
 }
 
+/// The current task's deadline, to hand on to a task it spawns (a task-local does not
+/// travel into `tokio::spawn`).
+pub fn current() -> Option<Instant> {
+    DEADLINE.try_with(|at| *at).ok()
+}
+
 /// Time left before the current task's deadline; `None` without one.
 pub fn remaining() -> Option<Duration> {
     DEADLINE

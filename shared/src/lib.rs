@@ -13,7 +13,7 @@
 //!   handlers), which use everything above and not each other, except `wiring`.
 //!
 //! Beside them, used by all: [`config`], [`deadline`] (the invocation's time budget),
-//! [`metrics`] (the catalogue and its sink), [`secret`], [`telemetry`].
+//! [`metrics`] (the catalogue and its sink), [`sealed`] (AES-256-GCM), [`secret`], [`telemetry`].
 
 pub mod adapters;
 
@@ -30,6 +30,8 @@ pub mod http;
 pub mod metrics;
 
 pub mod ports;
+
+pub mod sealed;
 
 pub mod secret;
 

@@ -73,8 +73,8 @@ pub const CATALOGUE: &[MetricDef] = &[
         name: "TokenWrites",
         unit: Unit::Count,
         dimension: Some(OUTCOME),
-        values: &["stored", "failed"],
-        help: "rotated tokens written to the secret store; failed = held only in one container's memory",
+        values: &["stored", "pending", "moved", "failed"],
+        help: "rotated tokens written to the secret store; pending = Secrets Manager refused them and the sealed pending copy holds them; moved = a pending copy reached the secret store; failed = held only in one container's memory",
     },
     MetricDef {
         metric: Metric::ZoomResponses,

@@ -60,6 +60,9 @@ pub enum ItemKind {
     /// token, by the secret's name), written before the secret: it expires when no flow can use
     /// the secret any more, and the sweep then deletes the secret ([`ItemKind::is_swept`]).
     PendingSecret,
+    /// Rotated tokens that Secrets Manager refused, sealed under a data key (no expiry; cleared
+    /// once Secrets Manager has them). See `app::tokens::pending`.
+    PendingTokens,
 }
 
 impl ItemKind {
@@ -73,6 +76,7 @@ impl ItemKind {
             Self::WebhookDelivery => "DELIVERY",
             Self::SessionOutcome => "OUTCOME",
             Self::PendingSecret => "PENDING",
+            Self::PendingTokens => "SEALED",
         }
     }
 
@@ -173,6 +177,26 @@ pub trait ConnectionStore: Send + Sync {
         let _ = (kind, expired_by, limit);
         Ok(Vec::new())
     }
+}
+
+pub use crate::sealed::KeyBytes;
+
+/// A 256-bit data key for envelope encryption: the key itself (kept in memory only) and the
+/// same key wrapped under the master key (stored beside what it encrypts).
+pub struct DataKey {
+    pub plaintext: KeyBytes,
+    pub wrapped: Vec<u8>,
+}
+
+/// The operator's master key for envelope encryption: KMS on AWS (`GenerateDataKey`,
+/// `Decrypt` on the key `PENDING_TOKENS_KEY_ID` names), a local key file in the local stack.
+/// `context` is bound to the wrapped key (KMS encryption context): unwrapping needs the same.
+#[async_trait]
+pub trait DataKeys: Send + Sync {
+    /// Whether a master key is configured at all (without one nothing can be sealed).
+    fn configured(&self) -> bool;
+    async fn generate(&self, context: &str) -> StoreResult<DataKey>;
+    async fn unwrap_key(&self, wrapped: &[u8], context: &str) -> StoreResult<KeyBytes>;
 }
 
 /// Where the connector publishes its events (EventBridge, source `zoom-connector`).

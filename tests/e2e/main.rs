@@ -5,6 +5,7 @@ mod browser;
 mod connect;
 mod connect_integrity;
 mod deployed;
+mod durable;
 mod end_users;
 mod events;
 mod faults;

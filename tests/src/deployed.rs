@@ -19,7 +19,8 @@ use zoom_sim::{RunningSim, ZoomSim};
 use crate::faultproxy::{AwsCall, FaultProxy};
 use crate::front::{Front, captured_events};
 use crate::stack::{
-    AwsResources, create_bus_with_capture, create_table, ports_for, seed_secrets, unique,
+    AwsResources, create_bus_with_capture, create_kms_key, create_table, ports_for, seed_secrets,
+    unique,
 };
 
 /// What template.yaml says about one function (tests/template/describe.py).
@@ -151,12 +152,14 @@ impl DeployedStack {
         let bus = format!("zoom-connector-{stage}");
         create_table(&sdk, &table).await;
         let capture_queue_url = create_bus_with_capture(&sdk, &bus).await;
+        let pending_tokens_key = create_kms_key(&sdk).await;
         let aws = AwsResources {
             sdk,
             table,
             bus,
             prefix: prefix.clone(),
             capture_queue_url,
+            pending_tokens_key,
         };
 
         let front = ApiGateway::bind().await.expect("bind the API front");
@@ -166,6 +169,7 @@ impl DeployedStack {
             ("EVENT_BUS_NAME", aws.bus.clone()),
             ("PLATFORM_APP_SECRET_ID", format!("{prefix}/platform-app")),
             ("CONNECTOR_SECRET_ID", format!("{prefix}/connector")),
+            ("PENDING_TOKENS_KEY_ID", aws.pending_tokens_key.clone()),
             ("CONNECTOR_PUBLIC_URL", front.url.clone()),
             (
                 "CONNECTOR_UI_ORIGINS",

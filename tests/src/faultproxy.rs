@@ -105,6 +105,7 @@ pub fn iam_action(target: &str) -> String {
         "DynamoDB_20120810" => "dynamodb",
         "AWSEvents" => "events",
         "AmazonSQS" => "sqs",
+        "TrentService" => "kms",
         other => other,
     };
     format!("{}:{operation}", service.to_ascii_lowercase())

@@ -32,6 +32,8 @@ pub struct StackOptions {
     /// On `Backend::Aws`: the SDK configuration the stack's connector uses instead of moto's
     /// (e.g. one through `faultproxy::FaultProxy`). Resources are still created on moto.
     pub aws_sdk: Option<aws_config::SdkConfig>,
+    /// The simulator's configuration (e.g. a short `access_token_ttl_secs`).
+    pub sim_config: Option<zoom_sim::SimConfig>,
 }
 
 impl StackOptions {
@@ -40,7 +42,14 @@ impl StackOptions {
             backend,
             env: Vec::new(),
             aws_sdk: None,
+            sim_config: None,
         }
+    }
+
+    /// See [`StackOptions::sim_config`].
+    pub fn with_sim_config(mut self, config: zoom_sim::SimConfig) -> Self {
+        self.sim_config = Some(config);
+        self
     }
 
     /// See [`StackOptions::aws_sdk`].
@@ -63,6 +72,21 @@ pub struct AwsResources {
     pub bus: String,
     pub prefix: String,
     pub capture_queue_url: String,
+    /// The KMS key sealing pending token copies (`PENDING_TOKENS_KEY_ID`).
+    pub pending_tokens_key: String,
+}
+
+/// A KMS key on moto, as template.yaml's `PendingTokensKey` (its ARN).
+pub async fn create_kms_key(sdk: &aws_config::SdkConfig) -> String {
+    aws_sdk_kms::Client::new(sdk)
+        .create_key()
+        .description("zoom-connector tests: pending token copies")
+        .send()
+        .await
+        .expect("create a KMS key on moto")
+        .key_metadata
+        .and_then(|m| m.arn)
+        .expect("the key's ARN")
 }
 
 pub struct TestStack {
@@ -223,7 +247,10 @@ pub async fn create_bus_with_capture(sdk: &aws_config::SdkConfig, bus: &str) -> 
 
 impl TestStack {
     pub async fn start(options: StackOptions) -> Self {
-        let sim = ZoomSim::with_defaults();
+        let sim = match options.sim_config.clone() {
+            Some(config) => ZoomSim::with_defaults_and_config(config),
+            None => ZoomSim::with_defaults(),
+        };
         sim.set_auto_approve(true);
         let running_sim = sim.start().await.expect("start simulator");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -243,12 +270,14 @@ impl TestStack {
                 let bus = unique("bus");
                 create_table(&sdk, &table).await;
                 let capture_queue_url = create_bus_with_capture(&sdk, &bus).await;
+                let pending_tokens_key = create_kms_key(&sdk).await;
                 Some(AwsResources {
                     sdk: options.aws_sdk.clone().unwrap_or(sdk),
                     table,
                     bus,
                     prefix: unique("zc"),
                     capture_queue_url,
+                    pending_tokens_key,
                 })
             }
         };
@@ -256,6 +285,7 @@ impl TestStack {
             env.insert("CONNECTIONS_TABLE", a.table.clone());
             env.insert("EVENT_BUS_NAME", a.bus.clone());
             env.insert("SECRETS_PREFIX", a.prefix.clone());
+            env.insert("PENDING_TOKENS_KEY_ID", a.pending_tokens_key.clone());
         }
         for (k, v) in &options.env {
             env.insert(k, v.clone());
@@ -321,6 +351,7 @@ pub fn ports_for(
             let mut config = config.clone();
             config.aws.connections_table = a.table.clone();
             config.aws.event_bus_name = a.bus.clone();
+            config.aws.pending_tokens_key_id = Some(a.pending_tokens_key.clone());
             (wiring::aws_ports(&config, &a.sdk), None)
         }
     }

@@ -144,6 +144,10 @@ pub async fn run(variant: Variant) -> Result<(), BenchError> {
         )),
         zoom: Arc::new(HttpZoomApi::new(http)),
         clock: Arc::new(SystemClock),
+        data_keys: Arc::new(zoom_connector::adapters::aws::KmsDataKeys::new(
+            &sdk,
+            config.aws.pending_tokens_key_id.clone(),
+        )),
     };
     let connector = Connector::new(config, ports);
     step("Zoom adapters + Connector::new");

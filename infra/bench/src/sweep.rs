@@ -127,6 +127,7 @@ pub async fn run(
             oauth: oauth.clone(),
             zoom: Arc::new(HttpZoomApi::new(http)),
             clock: Arc::new(SystemClock),
+            data_keys: Arc::new(zoom_connector::adapters::local::LocalDataKeys::in_memory()),
         },
     );
 

@@ -187,6 +187,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 oauth: aws.oauth.clone(),
                 zoom: aws.zoom.clone(),
                 clock: aws.clock.clone(),
+                data_keys: aws.data_keys.clone(),
             };
             (Connector::new(config, ports), EventLog::Memory(bus))
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use crate::config::Config;
-use crate::ports::{Clock, ConnectionStore, EventBus, SecretStore, ZoomApi, ZoomOAuth};
+use crate::ports::{Clock, ConnectionStore, DataKeys, EventBus, SecretStore, ZoomApi, ZoomOAuth};
 
 pub mod actions;
 
@@ -62,7 +62,11 @@ pub struct Connector {
     pub oauth: Arc<dyn ZoomOAuth>,
     pub zoom: Arc<dyn ZoomApi>,
     pub clock: Arc<dyn Clock>,
+    /// The master key sealing the pending-token copy (KMS, or the local key file).
+    pub data_keys: Arc<dyn DataKeys>,
     pub keys: Arc<keys::cache::KeyCache>,
+    /// This process's data key and the ones it has unwrapped (pending-token copies).
+    pub sealing: Arc<tokens::sealing::SealingKeys>,
     pub tokens: Arc<tokens::cache::TokenCache>,
     /// In memory by default; EMF on Lambda (see `lambda::init`).
     pub metrics: Arc<dyn crate::metrics::MetricsSink>,
@@ -78,6 +82,7 @@ pub struct Ports {
     pub oauth: Arc<dyn ZoomOAuth>,
     pub zoom: Arc<dyn ZoomApi>,
     pub clock: Arc<dyn Clock>,
+    pub data_keys: Arc<dyn DataKeys>,
 }
 
 impl Connector {
@@ -90,7 +95,9 @@ impl Connector {
             oauth: ports.oauth,
             zoom: ports.zoom,
             clock: ports.clock,
+            data_keys: ports.data_keys,
             keys: Arc::new(keys::cache::KeyCache::default()),
+            sealing: Arc::new(tokens::sealing::SealingKeys::default()),
             tokens: Arc::new(tokens::cache::TokenCache::default()),
             metrics: Arc::new(crate::metrics::MemoryMetrics::default()),
             instance_id: format!("inst_{}", uuid::Uuid::new_v4().simple()).into(),

@@ -6,8 +6,8 @@ pub mod lambda;
 
 use std::sync::Arc;
 
-use crate::adapters::aws::{AwsSecretStore, DynamoConnectionStore, EventBridgeBus};
-use crate::adapters::local::LocalStore;
+use crate::adapters::aws::{AwsSecretStore, DynamoConnectionStore, EventBridgeBus, KmsDataKeys};
+use crate::adapters::local::{LocalDataKeys, LocalStore};
 use crate::adapters::zoom_http::{HttpZoomApi, HttpZoomOAuth, http_client};
 use crate::app::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
 use crate::config::Config;
@@ -35,12 +35,28 @@ pub fn aws_ports(config: &Config, sdk: &aws_config::SdkConfig) -> Ports {
         oauth,
         zoom,
         clock: Arc::new(SystemClock),
+        data_keys: Arc::new(KmsDataKeys::new(
+            sdk,
+            config.aws.pending_tokens_key_id.clone(),
+        )),
     }
 }
 
-/// The embedded local store for secrets, records and events.
+/// The embedded local store for secrets, records and events, and the data dir's master key
+/// for the pending-token copy.
 pub fn local_ports(config: &Config, store: LocalStore) -> Ports {
     let (oauth, zoom) = zoom_over_http(config);
+    let data_keys: Arc<dyn crate::ports::DataKeys> = match store
+        .path()
+        .parent()
+        .map(LocalDataKeys::open)
+    {
+        Some(Ok(keys)) => Arc::new(keys),
+        other => {
+            tracing::error!(error = ?other.map(|r| r.err()), "no master key for the pending-token copy; using one in memory");
+            Arc::new(LocalDataKeys::in_memory())
+        }
+    };
     let store = Arc::new(store);
     Ports {
         secrets: store.clone(),
@@ -49,6 +65,7 @@ pub fn local_ports(config: &Config, store: LocalStore) -> Ports {
         oauth,
         zoom,
         clock: Arc::new(SystemClock),
+        data_keys,
     }
 }
 

@@ -3,16 +3,18 @@
 //! environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials), which is how tests point them
 //! at moto.
 //!
-//! One module per service: [`secrets`], [`dynamo`] (with [`dynamo_items`], the item layout, and [`dynamo_listing`]), [`eventbridge`]; [`sdk`], the configuration they share.
+//! One module per service: [`secrets`], [`dynamo`] (with [`dynamo_items`], the item layout, and [`dynamo_listing`]), [`eventbridge`]; [`kms`] (the master key of the pending-token copy); [`sdk`], the configuration they share.
 
 pub mod dynamo;
 pub mod dynamo_items;
 pub mod dynamo_listing;
 pub mod eventbridge;
+pub mod kms;
 pub mod sdk;
 pub mod secrets;
 
 pub use dynamo::DynamoConnectionStore;
 pub use eventbridge::EventBridgeBus;
+pub use kms::KmsDataKeys;
 pub use sdk::load_sdk_config;
 pub use secrets::AwsSecretStore;

@@ -27,7 +27,9 @@ use crate::app::callback::serde_secret;
 use crate::app::sweep::{SWEEP_PERIOD, SweepPace};
 use crate::app::{Connector, ZOOM_OAUTH_TIMEOUT, events};
 pub mod cache;
+pub mod pending;
 pub mod refresh;
+pub mod sealing;
 
 use crate::app::jittered;
 use crate::config::RefreshMode;
@@ -170,17 +172,20 @@ impl Connector {
 
     /// Writes new tokens at once. The request token derives from the new refresh token, so a
     /// retried write cannot create a second version. Throttling is retried by the SDK and
-    /// again here: losing this write would lose the connection. `Ok(false)`: the secret is
-    /// gone (the connection was deleted or deauthorized meanwhile) and is not re-created.
+    /// again here for up to `budget`; after that the caller keeps them in the pending copy
+    /// (see [`pending`]). `Ok(false)`: the secret is gone (the connection was deleted or
+    /// deauthorized meanwhile) and is not re-created.
     async fn write_tokens(
         &self,
         id: &str,
         secret: &ConnectionSecret,
         lease: &mut u64,
+        budget: Duration,
     ) -> Result<bool, StoreError> {
         let name = connection_secret_name(&self.config.aws.secrets_prefix, id);
         let value = serde_secret(secret).map_err(|e| StoreError::Other(e.detail))?;
         let request_token = sha256_hex(secret.refresh_token.expose());
+        let started = tokio::time::Instant::now();
         let mut delay = Duration::from_millis(200);
         for attempt in 1.. {
             match self
@@ -189,13 +194,15 @@ impl Connector {
                 .await
             {
                 Ok(written) => return Ok(written),
-                // Another attempt only when it can finish before the invocation's deadline.
+                // Another attempt only when it can finish within the budget (which ends before
+                // the invocation's deadline).
                 Err(e)
                     if e.is_transient()
                         && attempt < 8
-                        && crate::deadline::leaves(
-                            delay.mul_f64(1.5) + crate::deadline::AWS_OPERATION_TIMEOUT,
-                        ) =>
+                        && started.elapsed()
+                            + delay.mul_f64(1.5)
+                            + crate::deadline::AWS_OPERATION_TIMEOUT
+                            <= budget =>
                 {
                     tracing::warn!(connection_id = id, attempt, error = %e, "token write failed; retrying");
                     // Retries may outlast the lease: keep it, so no other process refreshes
@@ -313,13 +320,7 @@ impl Connector {
         need: TokenNeed,
         pace: Option<&SweepPace>,
     ) -> Result<Obtained, ApiError> {
-        let cached_ok = |t: &UsableToken| match &need {
-            TokenNeed::Usable => self.is_fresh(t.expires_at),
-            TokenNeed::ReplaceRejected(bad) => {
-                t.access_token != *bad && self.is_fresh(t.expires_at)
-            }
-            TokenNeed::IfDue | TokenNeed::Always => false,
-        };
+        let cached_ok = |t: &UsableToken| self.cached_token_will_do(t, &need);
         match self.tokens.hit(id, self.now()) {
             Some(CacheHit::Fresh(token)) if cached_ok(&token) => {
                 return Ok(Obtained {
@@ -348,9 +349,47 @@ impl Connector {
             }
             _ => {}
         }
+        if pace.is_some() {
+            return self.obtain_from_store(id, &need, pace).await;
+        }
+        // The rest runs in a task of its own: a refresh whose caller goes away (a client
+        // disconnecting drops the request's future) still stores what Zoom answered.
+        let this = self.clone();
+        let owned_id = id.to_owned();
+        let task = tokio::spawn(crate::deadline::within(
+            crate::deadline::current(),
+            async move { this.obtain_from_store(&owned_id, &need, None).await },
+        ));
+        task.await
+            .unwrap_or_else(|_| Err(ApiError::internal("the token task failed")))
+    }
+
+    /// Whether a cached token answers `need`.
+    fn cached_token_will_do(&self, token: &UsableToken, need: &TokenNeed) -> bool {
+        match need {
+            TokenNeed::Usable => self.is_fresh(token.expires_at),
+            TokenNeed::ReplaceRejected(bad) => {
+                token.access_token != *bad && self.is_fresh(token.expires_at)
+            }
+            TokenNeed::IfDue | TokenNeed::Always => false,
+        }
+    }
+
+    /// The slow path of [`Self::obtain`]: one caller per connection and process at a time,
+    /// the record and the tokens read, a refresh when they do not answer `need`.
+    async fn obtain_from_store(
+        &self,
+        id: &str,
+        need: &TokenNeed,
+        pace: Option<&SweepPace>,
+    ) -> Result<Obtained, ApiError> {
         let lock = self.tokens.lock_for(id);
         let _guard = lock.lock().await;
-        if let Some(token) = self.tokens.get(id).filter(|t| cached_ok(t)) {
+        if let Some(token) = self
+            .tokens
+            .get(id)
+            .filter(|t| self.cached_token_will_do(t, need))
+        {
             return Ok(Obtained {
                 token,
                 refreshed: false,
@@ -366,10 +405,14 @@ impl Connector {
             self.tokens.forget(id);
             return Err(conflict(record.status));
         }
-        let Some(secret) = self.try_read_connection_secret(id).await? else {
+        let Some(tokens) = self.read_tokens(id).await? else {
             return Err(self.credentials_missing(&record).await);
         };
-        if self.stored_token_will_do(&record, &secret, &need) {
+        if tokens.pending_version.is_some() && pace.is_none() {
+            self.spawn_flush(id);
+        }
+        let secret = tokens.current;
+        if self.stored_token_will_do(&record, &secret, need) {
             let token = self.usable(&secret);
             self.tokens
                 .put(id, token.clone(), self.now(), record.authorized_at);
@@ -378,9 +421,7 @@ impl Connector {
                 refreshed: false,
             });
         }
-        let obtained = self
-            .refresh_with_lease(&record, secret, &need, pace)
-            .await?;
+        let obtained = self.refresh_with_lease(&record, secret, need, pace).await?;
         self.tokens
             .put(id, obtained.token.clone(), self.now(), record.authorized_at);
         Ok(obtained)

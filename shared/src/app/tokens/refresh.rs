@@ -25,9 +25,13 @@ const LEASE_WAIT: Duration = Duration::from_secs(15);
 const LEASE_WRITE_RESERVE: Duration = Duration::from_secs(10);
 
 /// A refresh is started only with this much of the invocation left: Zoom's answer (the
-/// token call, plus a second of slack) and two AWS writes (tokens, record).
+/// token call, plus a second of slack), one attempt to write the tokens to Secrets Manager,
+/// and, should it refuse them, the pending copy and the record.
 pub const REFRESH_BUDGET: Duration = Duration::from_secs(
-    super::ZOOM_OAUTH_TIMEOUT.as_secs() + 1 + 2 * crate::deadline::AWS_OPERATION_TIMEOUT.as_secs(),
+    super::ZOOM_OAUTH_TIMEOUT.as_secs()
+        + 1
+        + crate::deadline::AWS_OPERATION_TIMEOUT.as_secs()
+        + pending::PENDING_RESERVE.as_secs(),
 );
 
 /// Failures in a row before a connection shows `refresh_failing`.
@@ -55,7 +59,7 @@ pub(super) fn backoff_secs(failures: u32) -> i64 {
 }
 
 impl Connector {
-    async fn take_lease(&self, id: &str) -> Result<Option<u64>, ApiError> {
+    pub(super) async fn take_lease(&self, id: &str) -> Result<Option<u64>, ApiError> {
         let now = self.now_unix();
         let value = Lease {
             owner: self.instance_id.to_string(),
@@ -102,7 +106,7 @@ impl Connector {
         }
     }
 
-    async fn release_lease(&self, id: &str, version: u64) {
+    pub(super) async fn release_lease(&self, id: &str, version: u64) {
         if let Err(e) = self
             .store
             .delete_item(ItemKind::Lease, id, Some(version))
@@ -128,18 +132,27 @@ impl Connector {
             }
             // Someone else is refreshing: wait for their tokens to appear.
             tokio::time::sleep(jittered(Duration::from_millis(150))).await;
-            match self.try_read_connection_secret(id).await? {
-                Some(s) if s.refresh_token != seen.refresh_token => {
+            match self.read_tokens(id).await? {
+                Some(t) if t.current.refresh_token != seen.refresh_token => {
                     return Ok(Obtained {
-                        token: self.usable(&s),
+                        token: self.usable(&t.current),
                         refreshed: false,
                     });
                 }
                 Some(_) => {}
                 None => return Err(self.credentials_missing(record).await),
             }
-            // Give up in time to answer: at the wait's end or the invocation's deadline.
+            // Give up in time to answer: at the wait's end or the invocation's deadline. An
+            // action whose old token still works is served with it.
             if started.elapsed() > LEASE_WAIT || !crate::deadline::leaves(Duration::from_secs(1)) {
+                if matches!(need, TokenNeed::Usable)
+                    && seen.expires_at - self.now() > time::Duration::seconds(STILL_VALID_SECS)
+                {
+                    return Ok(Obtained {
+                        token: self.usable(&seen),
+                        refreshed: false,
+                    });
+                }
                 return Err(ApiError::unavailable(
                     ErrorCode::RefreshInProgress,
                     "Another refresh of this connection is taking long; retry shortly.",
@@ -175,9 +188,13 @@ impl Connector {
             self.tokens.forget(id);
             return Err(conflict(record.status));
         }
-        let Some(secret) = self.try_read_connection_secret(id).await? else {
+        let Some(tokens) = self.read_tokens(id).await? else {
             return Err(self.credentials_missing(&record).await);
         };
+        // A pending copy: into Secrets Manager first, while we hold the lease.
+        let had_pending = tokens.from_pending;
+        let tokens = self.flush_holding_lease(id, tokens, lease).await?;
+        let secret = tokens.current.clone();
         let not_refreshed = |secret: &ConnectionSecret| {
             Ok(Obtained {
                 token: self.usable(secret),
@@ -185,6 +202,18 @@ impl Connector {
             })
         };
         if secret.refresh_token != seen.refresh_token && !matches!(need, TokenNeed::Always) {
+            return not_refreshed(&secret);
+        }
+        // The sweep came for a pending copy (its record is due again soon after one is
+        // written): a fresh token needs no refresh, only the copy moved (done above, or left
+        // for its next visit).
+        if had_pending && matches!(need, TokenNeed::IfDue) && self.is_fresh(secret.expires_at) {
+            if tokens.from_pending {
+                let at = self.now_unix() + pending::PENDING_RECHECK_SECS;
+                let _ = self
+                    .update_record(id, |r| r.next_refresh_at = Some(at))
+                    .await;
+            }
             return not_refreshed(&secret);
         }
         if matches!(need, TokenNeed::IfDue | TokenNeed::Usable)
@@ -232,7 +261,7 @@ impl Connector {
                 .await
                 .unwrap_or_else(|_| Err(OAuthError::Unavailable("timed out".into())));
         match outcome {
-            Ok(tokens) => self.store_refreshed(id, secret, tokens, pace, lease).await,
+            Ok(issued) => self.store_refreshed(id, &tokens, issued, pace, lease).await,
             Err(OAuthError::Rejected { error, reason, .. })
                 if refresh_token_is_dead(&error, secret.auth_type) =>
             {
@@ -262,38 +291,42 @@ impl Connector {
         }
     }
 
-    /// Zoom rotated the tokens: store them at once, then the record.
+    /// Zoom rotated the tokens: make them durable at once (Secrets Manager, else the pending
+    /// copy), then the record.
     async fn store_refreshed(
         &self,
         id: &str,
-        secret: ConnectionSecret,
-        tokens: TokenSet,
+        before: &pending::Tokens,
+        issued: TokenSet,
         pace: Option<&SweepPace>,
         lease: &mut u64,
     ) -> Result<Obtained, ApiError> {
-        let updated = secret.with_tokens(tokens);
+        let updated = before.current.clone().with_tokens(issued);
         if let Some(pace) = pace {
             pace.before_write().await;
         }
-        let written = self.write_tokens(id, &updated, lease).await;
-        if let Ok(false) = written {
-            return Err(self.gone_while_refreshing(id).await);
-        }
-        self.count(
-            Metric::TokenWrites,
-            Some(if written.is_ok() { "stored" } else { "failed" }),
-        );
-        if let Err(e) = written {
-            // The new tokens exist only in this process now. Keep using them here (cached by
-            // the caller) and report loudly; see docs/architecture.md.
-            tracing::error!(connection_id = id, error = %e, event = "refresh_write_failed", "new tokens could not be stored");
-            return Ok(Obtained {
-                token: self.usable(&updated),
-                refreshed: true,
-            });
-        }
         let now = self.now();
-        let next = self.next_refresh_at(now, updated.expires_at);
+        let next = match self.keep_rotated(id, before, &updated, lease).await {
+            pending::Kept::Gone => return Err(self.gone_while_refreshing(id).await),
+            pending::Kept::Memory(e) => {
+                self.count(Metric::TokenWrites, Some("failed"));
+                // The new tokens exist only in this process now. Keep using them here (cached
+                // by the caller) and report loudly; see docs/architecture.md.
+                tracing::error!(connection_id = id, error = %e, event = "refresh_write_failed", "new tokens could not be stored");
+                return Ok(Obtained {
+                    token: self.usable(&updated),
+                    refreshed: true,
+                });
+            }
+            pending::Kept::Pending => {
+                self.count(Metric::TokenWrites, Some("pending"));
+                now.unix_timestamp() + pending::PENDING_RECHECK_SECS
+            }
+            pending::Kept::Secret => {
+                self.count(Metric::TokenWrites, Some("stored"));
+                self.next_refresh_at(now, updated.expires_at)
+            }
+        };
         let scopes = updated.scopes.clone();
         let recorded = self
             .update_record(id, |r| {
@@ -345,11 +378,11 @@ impl Connector {
         // answer was still in flight writes right after it arrives, hence a second look.
         for pause in [Duration::ZERO, REAUTH_RECHECK] {
             tokio::time::sleep(pause).await;
-            if let Some(again) = self.try_read_connection_secret(id).await?
-                && again.refresh_token != secret.refresh_token
+            if let Some(again) = self.read_tokens(id).await?
+                && again.current.refresh_token != secret.refresh_token
             {
                 return Ok(Obtained {
-                    token: self.usable(&again),
+                    token: self.usable(&again.current),
                     refreshed: false,
                 });
             }

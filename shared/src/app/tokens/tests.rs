@@ -384,6 +384,7 @@ impl Rig {
             oauth: oauth.clone(),
             zoom: Arc::new(NoZoomApi),
             clock: clock.clone(),
+            data_keys: Arc::new(crate::adapters::local::LocalDataKeys::in_memory()),
         };
         Self {
             connector: Connector::new(config, ports),

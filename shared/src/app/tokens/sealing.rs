@@ -1,0 +1,19 @@
+//! Per-process state of the pending token copies (see [`super::pending`]), apart so the
+//! connector's state can hold it without importing the rules.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+
+use crate::ports::KeyBytes;
+
+/// Per-process state of the pending copies: the data key this process seals with, the ones
+/// it has unwrapped, when it last tried to move a copy, whether token writes fail.
+#[derive(Default)]
+pub struct SealingKeys {
+    pub(super) own: tokio::sync::Mutex<Option<Arc<(KeyBytes, String)>>>,
+    pub(super) opened: Mutex<HashMap<String, Arc<KeyBytes>>>,
+    pub(super) flushes: Mutex<HashMap<String, Instant>>,
+    pub(super) secret_failed_at: Mutex<Option<Instant>>,
+}
