@@ -11,6 +11,8 @@ use crate::services::Connector;
 pub async fn init() -> Result<Connector, lambda_http::Error> {
     crate::telemetry::init_lambda();
     let config = Config::from_env()?;
+    // A CA bundle the operator named but that cannot be used fails init, not every AWS call.
+    crate::adapters::aws_http::ca_bundle_from_env().map_err(|e| e.to_string())?;
     let mut connector = Connector::aws(config).await;
     connector.metrics = std::sync::Arc::new(crate::metrics::EmfMetrics::from_lambda_env());
     Ok(connector)

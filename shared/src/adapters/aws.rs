@@ -66,10 +66,13 @@ pub const LIST_SHARDS: u8 = 8;
 const DUE_SHARD: &str = "due";
 pub const EVENT_SOURCE: &str = "zoom-connector";
 
-/// Loads the shared SDK configuration once per container: bounded timeouts, and the standard
-/// retry mode (which retries throttling with back-off).
+/// Loads the shared SDK configuration once per container: bounded timeouts, the standard
+/// retry mode (which retries throttling with back-off), the SDK's HTTPS client on
+/// compiled-in roots rather than the system's CA bundle (`aws_http`), and the region and
+/// credentials of the environment when it holds them (`aws_env`).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    super::aws_env::from_environment(aws_config::defaults(aws_config::BehaviorVersion::latest()))
+        .http_client(super::aws_http::https_client_from_env())
         .retry_config(RetryConfig::standard().with_max_attempts(5))
         .timeout_config(
             TimeoutConfig::builder()
