@@ -210,7 +210,15 @@ fn spawn_function(
     function: &str,
     runtime_api: &str,
 ) -> Result<Guarded, BenchError> {
-    let binary = env.bin_dir.join(function);
+    spawn_binary(env, &env.bin_dir.join(function), function, runtime_api)
+}
+
+fn spawn_binary(
+    env: &FunctionEnv,
+    binary: &Path,
+    function: &str,
+    runtime_api: &str,
+) -> Result<Guarded, BenchError> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -286,12 +294,13 @@ async fn wait_answer(
 pub async fn cold_run(
     env: &FunctionEnv,
     proxy: &CountingProxy,
+    binary: &Path,
     function: &str,
 ) -> Result<ColdRun, BenchError> {
     let mut api = RuntimeApi::start(function).await?;
     api.enqueue(Invocation::new(env.first_event(function)));
     let started = Instant::now();
-    let process = spawn_function(env, function, &api.address)?;
+    let process = spawn_binary(env, binary, function, &api.address)?;
     let ready = wait_ready(&mut api, function, &env.log_dir).await?;
     let (from, to, outcome) = wait_answer(&mut api, function).await?;
     let memory = Memory::of(process.pid())?;
@@ -323,19 +332,42 @@ pub struct ColdSummary {
 
 /// `rounds` cold starts of the hello-world binary and of every function, interleaved round
 /// by round (after one untimed round that warms the page cache).
+/// The binaries of a cold-start run: (label, path, function), hello-world first; with
+/// `before`, the same binaries of an older build too, labelled "<name> (before)".
+pub fn binaries(env: &FunctionEnv, before: Option<&Path>) -> Vec<(String, PathBuf, &'static str)> {
+    let mut names = vec![HELLO];
+    names.extend(FUNCTIONS);
+    let mut all: Vec<(String, PathBuf, &'static str)> = names
+        .iter()
+        .map(|n| ((*n).to_owned(), env.bin_dir.join(n), *n))
+        .collect();
+    if let Some(dir) = before {
+        all.extend(
+            names
+                .iter()
+                .map(|n| (format!("{n} {BEFORE_SUFFIX}"), dir.join(n), *n)),
+        );
+    }
+    all
+}
+
+/// The label suffix of an older build's binaries.
+pub const BEFORE_SUFFIX: &str = "(before)";
+
 pub async fn measure(
     env: &FunctionEnv,
     proxy: &CountingProxy,
     rounds: usize,
+    before: Option<&Path>,
 ) -> Result<Vec<ColdSummary>, BenchError> {
-    let mut names = vec![HELLO];
-    names.extend(FUNCTIONS);
-    let mut runs: Vec<Vec<ColdRun>> = vec![Vec::new(); names.len()];
+    let binaries = binaries(env, before);
+    let mut runs: Vec<Vec<ColdRun>> = vec![Vec::new(); binaries.len()];
     for round in 0..=rounds {
         // Rotate the order so no function always runs right after the same one.
-        for k in 0..names.len() {
-            let i = (k + round) % names.len();
-            let run = cold_run(env, proxy, names[i]).await?;
+        for k in 0..binaries.len() {
+            let i = (k + round) % binaries.len();
+            let (_, path, function) = &binaries[i];
+            let run = cold_run(env, proxy, path, function).await?;
             if round > 0 {
                 runs[i].push(run);
             }
@@ -343,8 +375,9 @@ pub async fn measure(
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let hello_init = median(&runs[0].iter().map(|r| ms(r.init)).collect::<Vec<_>>());
-    Ok(names
+    Ok(binaries
         .iter()
+        .map(|(label, _, _)| label)
         .zip(runs)
         .map(|(name, runs)| {
             let inits: Vec<f64> = runs.iter().map(|r| ms(r.init)).collect();
@@ -352,7 +385,7 @@ pub async fn measure(
             let init = median(&inits);
             let last = runs.last();
             ColdSummary {
-                function: (*name).to_owned(),
+                function: name.clone(),
                 runs: runs.len(),
                 init_median_ms: init,
                 init_min_ms: inits.iter().copied().fold(f64::INFINITY, f64::min),
@@ -635,14 +668,14 @@ fn callgrind(valgrind: &Path, mut args: Vec<String>, vars: Vec<(String, String)>
 
 /// Every binary's init under callgrind: the Runtime API address is a closed port, so the
 /// process runs its init, fails its first poll and exits (hello-world the same way).
-pub fn init_instructions(env: &FunctionEnv) -> Result<Vec<InitInstructions>, BenchError> {
+pub fn init_instructions(
+    env: &FunctionEnv,
+    before: Option<&Path>,
+) -> Result<Vec<InitInstructions>, BenchError> {
     let valgrind = valgrind();
-    let mut names = vec![HELLO];
-    names.extend(FUNCTIONS);
-    names
+    binaries(env, before)
         .into_iter()
-        .map(|name| {
-            let binary = env.bin_dir.join(name);
+        .map(|(label, binary, name)| {
             let size_bytes = std::fs::metadata(&binary)?.len();
             let instructions = valgrind.as_deref().and_then(|v| {
                 callgrind(
@@ -652,7 +685,7 @@ pub fn init_instructions(env: &FunctionEnv) -> Result<Vec<InitInstructions>, Ben
                 )
             });
             Ok(InitInstructions {
-                binary: name.to_owned(),
+                binary: label,
                 instructions,
                 page_faults: page_faults(&binary, env.vars(name, "127.0.0.1:9")),
                 relocations: relocations(&binary),

@@ -124,6 +124,9 @@ enum Command {
         /// Where the binaries are (default: beside this one), e.g. an older build's.
         #[arg(long)]
         bin_dir: Option<PathBuf>,
+        /// An older build's binaries, measured in the same rounds for a before/after.
+        #[arg(long, env = "BENCH_BEFORE_BIN_DIR")]
+        before_bin_dir: Option<PathBuf>,
     },
 }
 
@@ -141,7 +144,11 @@ async fn main() -> ExitCode {
             variant,
             no_request,
         } => init_probe::run(variant, !no_request).await,
-        Command::Cold { rounds, bin_dir } => cold_only(rounds, bin_dir).await,
+        Command::Cold {
+            rounds,
+            bin_dir,
+            before_bin_dir,
+        } => cold_only(rounds, bin_dir, before_bin_dir).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -193,6 +200,10 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
     }
     let log_dir = root.join("target/bench-logs");
     std::fs::create_dir_all(&log_dir)?;
+    // An older build's binaries to measure beside these (a before/after), if named.
+    let before = std::env::var_os("BENCH_BEFORE_BIN_DIR")
+        .map(std::fs::canonicalize)
+        .transpose()?;
     let mut report = Report::new(machine::Machine::collect(&root), settings.clone());
 
     progress("starting moto and the counting proxy");
@@ -218,7 +229,7 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
     progress("cold starts under the Runtime API emulator");
     match function_env(&bin_dir, &log_dir, &sim, &sim_url, &proxy, &sdk).await {
         Ok(env) => {
-            report.cold = cold_start::measure(&env, &proxy, settings.cold_rounds)
+            report.cold = cold_start::measure(&env, &proxy, settings.cold_rounds, before.as_deref())
                 .await
                 .map_err(|e| e.to_string());
             progress("actions function: 64 invocations, peak memory");
@@ -229,7 +240,8 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
             report.init_breakdown = cold_start::init_breakdown(&env, &exe, settings.cold_rounds)
                 .map_err(|e| e.to_string());
             progress("instructions of init (callgrind) and binary sizes");
-            report.instructions = cold_start::init_instructions(&env).map_err(|e| e.to_string());
+            report.instructions =
+                cold_start::init_instructions(&env, before.as_deref()).map_err(|e| e.to_string());
             report.probe_instructions = cold_start::probe_instructions(&env, &exe);
         }
         Err(e) => report.cold = Err(e.to_string()),
@@ -280,7 +292,12 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
 
 /// `zoom-bench cold`: the cold-start figures alone (of the binaries in `bin_dir`, default
 /// beside this one), on a moto and simulator of their own.
-async fn cold_only(rounds: usize, bin_dir: Option<PathBuf>) -> Result<(), BenchError> {
+async fn cold_only(
+    rounds: usize,
+    bin_dir: Option<PathBuf>,
+    before: Option<PathBuf>,
+) -> Result<(), BenchError> {
+    let before = before.map(std::fs::canonicalize).transpose()?;
     let root = workspace_root();
     let exe = std::env::current_exe()?;
     let bin_dir = match bin_dir {
@@ -303,14 +320,15 @@ async fn cold_only(rounds: usize, bin_dir: Option<PathBuf>) -> Result<(), BenchE
     let running = sim.start().await?;
     let env = function_env(&bin_dir, &log_dir, &sim, &running.base_url, &proxy, &sdk).await?;
     progress(&format!("cold starts of {}", bin_dir.display()));
-    report.cold = cold_start::measure(&env, &proxy, rounds)
+    report.cold = cold_start::measure(&env, &proxy, rounds, before.as_deref())
         .await
         .map_err(|e| e.to_string());
     progress("init breakdown (init-probe)");
     report.init_breakdown =
         cold_start::init_breakdown(&env, &exe, rounds).map_err(|e| e.to_string());
     progress("instructions of init (callgrind) and binary sizes");
-    report.instructions = cold_start::init_instructions(&env).map_err(|e| e.to_string());
+    report.instructions =
+        cold_start::init_instructions(&env, before.as_deref()).map_err(|e| e.to_string());
     report.probe_instructions = cold_start::probe_instructions(&env, &exe);
     let mut out = String::new();
     report.render_cold(&mut out);

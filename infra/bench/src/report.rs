@@ -50,21 +50,6 @@ const FUNCTION_CLIENTS: [(&str, &[&str]); 6] = [
     ("webhooks", &[]),
 ];
 
-/// The cold-start figures before issue 18 (the SDK on the system's CA certificates), of the
-/// binaries of [`BEFORE_COMMIT`] measured by `zoom-bench cold --bin-dir` on this machine:
-/// (binary, init median ms, × hello, first invocation median ms, init instructions, size).
-const BEFORE_COMMIT: &str = "8c68a1b";
-const BEFORE_DATE: &str = "2026-12-07";
-const BEFORE: [(&str, f64, f64, f64, u64, u64); 7] = [
-    ("hello-lambda", 0.0, 1.0, 0.0, 0, 0),
-    ("connect", 0.0, 0.0, 0.0, 0, 0),
-    ("callback", 0.0, 0.0, 0.0, 0, 0),
-    ("actions", 0.0, 0.0, 0.0, 0, 0),
-    ("refresh", 0.0, 0.0, 0.0, 0, 0),
-    ("meeting-events", 0.0, 0.0, 0.0, 0, 0),
-    ("webhooks", 0.0, 0.0, 0.0, 0, 0),
-];
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub quick: bool,
@@ -136,6 +121,11 @@ pub struct Report {
     pub listing: Result<ListingResult, String>,
     pub loads: Vec<(String, String)>,
     pub total_secs: f64,
+}
+
+/// A binary of the older build measured beside the current one (`BENCH_BEFORE_BIN_DIR`).
+fn is_before(label: &str) -> bool {
+    label.ends_with(crate::cold_start::BEFORE_SUFFIX)
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -264,7 +254,7 @@ impl Report {
         match &self.cold {
             Ok(cold) => {
                 let hello = cold.iter().find(|c| c.function == HELLO);
-                for c in cold.iter().filter(|c| c.function != HELLO) {
+                for c in cold.iter().filter(|c| c.function != HELLO && !is_before(&c.function)) {
                     rows.push((
                         format!("Init (cold start) of `{}` ÷ hello-world", c.function),
                         format!(
@@ -786,9 +776,9 @@ impl Report {
              `perf stat`): each binary started with the environment above but a closed port as the Runtime \
              API, so it runs its init, fails its first poll and exits (hello-world the same way); page faults of \
              the same run outside valgrind (`perf stat -e page-faults`), and the dynamic relocations the loader \
-             applies (`.rela.dyn`, `readelf`). Size is the x86_64 release binary (stripped) the cold starts ran. The **before** columns are the binaries of \
-             commit `{BEFORE_COMMIT}` (before issue 18) measured in the same way on {BEFORE_DATE} on this \
-             machine (`zoom-bench cold --bin-dir`).\n"
+             applies (`.rela.dyn`, `readelf`). Size is the x86_64 release binary (stripped) the cold starts \
+             ran. Rows marked (before), when present, are an older build's binaries (`BENCH_BEFORE_BIN_DIR`, or \
+             `zoom-bench cold --before-bin-dir`) measured in the same way.\n"
         );
         match &self.instructions {
             Ok(rows) => {
@@ -798,7 +788,7 @@ impl Report {
                     .and_then(|r| r.instructions);
                 let _ = writeln!(
                     out,
-                    "| Binary | Instructions | × hello | Page faults | Relocations | Size | before: init median | before: × hello | before: 1st invocation | before: instructions | before: size |\n|---|---|---|---|---|---|---|---|---|---|---|"
+                    "| Binary | Instructions | × hello | Page faults | Relocations | Size |\n|---|---|---|---|---|---|"
                 );
                 for r in rows {
                     let count = r.instructions.map_or("not measured".into(), thousands);
@@ -806,22 +796,9 @@ impl Report {
                         (Some(n), Some(h)) if h > 0 => format!("{:.2}×", n as f64 / h as f64),
                         _ => "—".into(),
                     };
-                    let before = BEFORE
-                        .iter()
-                        .find(|b| b.0 == r.binary)
-                        .map_or("| — | — | — | — | —".to_owned(), |b| {
-                            format!(
-                                "| {:.1} ms | {:.2}× | {:.1} ms | {} | {}",
-                                b.1,
-                                b.2,
-                                b.3,
-                                thousands(b.4),
-                                thousands(b.5)
-                            )
-                        });
                     let _ = writeln!(
                         out,
-                        "| `{}` | {count} | {ratio} | {} | {} | {} {before} |",
+                        "| `{}` | {count} | {ratio} | {} | {} | {} |",
                         r.binary,
                         r.page_faults.map_or("—".into(), thousands),
                         r.relocations.map_or("—".into(), thousands),
@@ -1165,7 +1142,9 @@ pub fn analysis(report: &Report) -> String {
     if let Ok(cold) = &report.cold {
         let over: Vec<_> = cold
             .iter()
-            .filter(|c| c.function != HELLO && c.ratio_to_hello > INIT_RATIO_BUDGET)
+            .filter(|c| {
+                c.function != HELLO && !is_before(&c.function) && c.ratio_to_hello > INIT_RATIO_BUDGET
+            })
             .collect();
         let hello = cold.iter().find(|c| c.function == HELLO);
         if let (false, Some(hello)) = (over.is_empty(), hello) {
