@@ -223,7 +223,7 @@ fn spawn_binary(
         .create(true)
         .append(true)
         .open(env.log_dir.join(format!("{function}.log")))?;
-    let child = Command::new(&binary)
+    let child = Command::new(binary)
         .env_clear()
         .envs(env.vars(function, runtime_api))
         .current_dir(&env.bin_dir)
@@ -628,11 +628,7 @@ fn relocations(binary: &Path) -> Option<u64> {
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().find(|l| l.contains(".rela.dyn"))?;
     // [Nr] Name Type Address Off Size ES ...
-    let fields: Vec<&str> = line
-        .split(']')
-        .nth(1)?
-        .split_whitespace()
-        .collect();
+    let fields: Vec<&str> = line.split(']').nth(1)?.split_whitespace().collect();
     let size = u64::from_str_radix(fields.get(4)?, 16).ok()?;
     Some(size / 24)
 }
@@ -662,7 +658,10 @@ fn callgrind(valgrind: &Path, mut args: Vec<String>, vars: Vec<(String, String)>
         .ok()?;
     String::from_utf8_lossy(&output.stderr)
         .lines()
-        .find_map(|l| l.split_once("Collected :").map(|(_, n)| n.trim().to_owned()))
+        .find_map(|l| {
+            l.split_once("Collected :")
+                .map(|(_, n)| n.trim().to_owned())
+        })
         .and_then(|n| n.parse().ok())
 }
 

@@ -87,16 +87,16 @@ async fn mozilla_sdk_config(pem: &[u8]) -> aws_config::SdkConfig {
         aws_config::BehaviorVersion::latest(),
     ))
     .http_client(aws_http::https_client(trust))
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(1))
-                .operation_attempt_timeout(zoom_connector::deadline::AWS_ATTEMPT_TIMEOUT)
-                .operation_timeout(zoom_connector::deadline::AWS_OPERATION_TIMEOUT)
-                .build(),
-        )
-        .load()
-        .await
+    .retry_config(RetryConfig::standard().with_max_attempts(5))
+    .timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .operation_attempt_timeout(zoom_connector::deadline::AWS_ATTEMPT_TIMEOUT)
+            .operation_timeout(zoom_connector::deadline::AWS_OPERATION_TIMEOUT)
+            .build(),
+    )
+    .load()
+    .await
 }
 
 pub async fn run(variant: Variant, request: bool) -> Result<(), BenchError> {

@@ -229,9 +229,10 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
     progress("cold starts under the Runtime API emulator");
     match function_env(&bin_dir, &log_dir, &sim, &sim_url, &proxy, &sdk).await {
         Ok(env) => {
-            report.cold = cold_start::measure(&env, &proxy, settings.cold_rounds, before.as_deref())
-                .await
-                .map_err(|e| e.to_string());
+            report.cold =
+                cold_start::measure(&env, &proxy, settings.cold_rounds, before.as_deref())
+                    .await
+                    .map_err(|e| e.to_string());
             progress("actions function: 64 invocations, peak memory");
             report.function_memory = cold_start::actions_memory(&env, &proxy, 64)
                 .await

@@ -254,7 +254,10 @@ impl Report {
         match &self.cold {
             Ok(cold) => {
                 let hello = cold.iter().find(|c| c.function == HELLO);
-                for c in cold.iter().filter(|c| c.function != HELLO && !is_before(&c.function)) {
+                for c in cold
+                    .iter()
+                    .filter(|c| c.function != HELLO && !is_before(&c.function))
+                {
                     rows.push((
                         format!("Init (cold start) of `{}` ÷ hello-world", c.function),
                         format!(
@@ -1143,7 +1146,9 @@ pub fn analysis(report: &Report) -> String {
         let over: Vec<_> = cold
             .iter()
             .filter(|c| {
-                c.function != HELLO && !is_before(&c.function) && c.ratio_to_hello > INIT_RATIO_BUDGET
+                c.function != HELLO
+                    && !is_before(&c.function)
+                    && c.ratio_to_hello > INIT_RATIO_BUDGET
             })
             .collect();
         let hello = cold.iter().find(|c| c.function == HELLO);

@@ -223,10 +223,7 @@ async fn a_server_chaining_to_an_added_root_is_accepted_and_an_unknown_ca_refuse
         .await
         .expect_err("a server of an unknown CA is refused");
     assert!(
-        matches!(
-            error,
-            aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)
-        ),
+        matches!(error, aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)),
         "{error:?}"
     );
     let text = chain_text(&error);
