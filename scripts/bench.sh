@@ -10,7 +10,8 @@
 #   scripts/bench.sh --sweep-n N   another sweep size
 #
 # The arm64 package sizes come from target/lambda (made by `make build`); this script does not
-# rebuild them.
+# rebuild them. BENCH_BEFORE_BIN_DIR=<dir of an older build's release binaries> adds them to the
+# cold-start rounds and instruction counts, labelled "(before)", for a before/after in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -210,12 +210,20 @@ fn spawn_function(
     function: &str,
     runtime_api: &str,
 ) -> Result<Guarded, BenchError> {
-    let binary = env.bin_dir.join(function);
+    spawn_binary(env, &env.bin_dir.join(function), function, runtime_api)
+}
+
+fn spawn_binary(
+    env: &FunctionEnv,
+    binary: &Path,
+    function: &str,
+    runtime_api: &str,
+) -> Result<Guarded, BenchError> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(env.log_dir.join(format!("{function}.log")))?;
-    let child = Command::new(&binary)
+    let child = Command::new(binary)
         .env_clear()
         .envs(env.vars(function, runtime_api))
         .current_dir(&env.bin_dir)
@@ -286,12 +294,13 @@ async fn wait_answer(
 pub async fn cold_run(
     env: &FunctionEnv,
     proxy: &CountingProxy,
+    binary: &Path,
     function: &str,
 ) -> Result<ColdRun, BenchError> {
     let mut api = RuntimeApi::start(function).await?;
     api.enqueue(Invocation::new(env.first_event(function)));
     let started = Instant::now();
-    let process = spawn_function(env, function, &api.address)?;
+    let process = spawn_binary(env, binary, function, &api.address)?;
     let ready = wait_ready(&mut api, function, &env.log_dir).await?;
     let (from, to, outcome) = wait_answer(&mut api, function).await?;
     let memory = Memory::of(process.pid())?;
@@ -323,19 +332,42 @@ pub struct ColdSummary {
 
 /// `rounds` cold starts of the hello-world binary and of every function, interleaved round
 /// by round (after one untimed round that warms the page cache).
+/// The binaries of a cold-start run: (label, path, function), hello-world first; with
+/// `before`, the same binaries of an older build too, labelled "<name> (before)".
+pub fn binaries(env: &FunctionEnv, before: Option<&Path>) -> Vec<(String, PathBuf, &'static str)> {
+    let mut names = vec![HELLO];
+    names.extend(FUNCTIONS);
+    let mut all: Vec<(String, PathBuf, &'static str)> = names
+        .iter()
+        .map(|n| ((*n).to_owned(), env.bin_dir.join(n), *n))
+        .collect();
+    if let Some(dir) = before {
+        all.extend(
+            names
+                .iter()
+                .map(|n| (format!("{n} {BEFORE_SUFFIX}"), dir.join(n), *n)),
+        );
+    }
+    all
+}
+
+/// The label suffix of an older build's binaries.
+pub const BEFORE_SUFFIX: &str = "(before)";
+
 pub async fn measure(
     env: &FunctionEnv,
     proxy: &CountingProxy,
     rounds: usize,
+    before: Option<&Path>,
 ) -> Result<Vec<ColdSummary>, BenchError> {
-    let mut names = vec![HELLO];
-    names.extend(FUNCTIONS);
-    let mut runs: Vec<Vec<ColdRun>> = vec![Vec::new(); names.len()];
+    let binaries = binaries(env, before);
+    let mut runs: Vec<Vec<ColdRun>> = vec![Vec::new(); binaries.len()];
     for round in 0..=rounds {
         // Rotate the order so no function always runs right after the same one.
-        for k in 0..names.len() {
-            let i = (k + round) % names.len();
-            let run = cold_run(env, proxy, names[i]).await?;
+        for k in 0..binaries.len() {
+            let i = (k + round) % binaries.len();
+            let (_, path, function) = &binaries[i];
+            let run = cold_run(env, proxy, path, function).await?;
             if round > 0 {
                 runs[i].push(run);
             }
@@ -343,8 +375,9 @@ pub async fn measure(
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let hello_init = median(&runs[0].iter().map(|r| ms(r.init)).collect::<Vec<_>>());
-    Ok(names
+    Ok(binaries
         .iter()
+        .map(|(label, _, _)| label)
         .zip(runs)
         .map(|(name, runs)| {
             let inits: Vec<f64> = runs.iter().map(|r| ms(r.init)).collect();
@@ -352,7 +385,7 @@ pub async fn measure(
             let init = median(&inits);
             let last = runs.last();
             ColdSummary {
-                function: (*name).to_owned(),
+                function: name.clone(),
                 runs: runs.len(),
                 init_median_ms: init,
                 init_min_ms: inits.iter().copied().fold(f64::INFINITY, f64::min),
@@ -451,23 +484,38 @@ pub async fn actions_memory(
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InitBreakdown {
     pub runs: usize,
-    /// (step, product ms, lean ms)
-    pub steps: Vec<(String, f64, f64)>,
+    /// Variant names, in the order of each step's figures.
+    pub variants: Vec<String>,
+    /// (step, median ms per variant)
+    pub steps: Vec<(String, Vec<f64>)>,
+    /// The first AWS request after init (median ms per variant).
+    pub first_request: Vec<f64>,
 }
 
 impl InitBreakdown {
-    pub fn totals(&self) -> (f64, f64) {
+    /// The sum of the steps, per variant.
+    pub fn totals(&self) -> Vec<f64> {
+        (0..self.variants.len())
+            .map(|v| self.steps.iter().map(|(_, t)| t[v]).sum())
+            .collect()
+    }
+
+    /// One variant's figure of the first step whose name holds `needle`.
+    pub fn step(&self, needle: &str, variant: &str) -> Option<f64> {
+        let v = self.variants.iter().position(|n| n == variant)?;
         self.steps
             .iter()
-            .fold((0.0, 0.0), |(p, l), (_, a, b)| (p + a, l + b))
+            .find(|(n, _)| n.contains(needle))
+            .map(|(_, t)| t[v])
     }
 }
 
-fn probe_once(
-    env: &FunctionEnv,
-    probe: &Path,
-    variant: &str,
-) -> Result<Vec<(String, f64)>, BenchError> {
+struct ProbeRun {
+    steps: Vec<(String, f64)>,
+    first_request: f64,
+}
+
+fn probe_once(env: &FunctionEnv, probe: &Path, variant: &str) -> Result<ProbeRun, BenchError> {
     let output = Command::new(probe)
         .args(["init-probe", "--variant", variant])
         .env_clear()
@@ -478,17 +526,20 @@ fn probe_once(
     let line = String::from_utf8_lossy(&output.stdout);
     let value: serde_json::Value = serde_json::from_str(line.trim())
         .map_err(|e| BenchError::new(format!("init-probe printed {line:?}: {e}")))?;
-    Ok(value["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            (
-                s["step"].as_str().unwrap_or("?").to_owned(),
-                s["ms"].as_f64().unwrap_or(0.0),
-            )
-        })
-        .collect())
+    Ok(ProbeRun {
+        steps: value["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s["step"].as_str().unwrap_or("?").to_owned(),
+                    s["ms"].as_f64().unwrap_or(0.0),
+                )
+            })
+            .collect(),
+        first_request: value["first_request_ms"].as_f64().unwrap_or(0.0),
+    })
 }
 
 /// Runs the probe `runs` times per variant, alternating, with a function's environment.
@@ -497,30 +548,172 @@ pub fn init_breakdown(
     probe: &Path,
     runs: usize,
 ) -> Result<InitBreakdown, BenchError> {
-    let mut product: Vec<Vec<(String, f64)>> = Vec::new();
-    let mut lean: Vec<Vec<(String, f64)>> = Vec::new();
+    let variants = crate::init_probe::Variant::ALL;
+    let mut all: Vec<Vec<ProbeRun>> = variants.iter().map(|_| Vec::new()).collect();
     for _ in 0..runs {
-        product.push(probe_once(env, probe, "product")?);
-        lean.push(probe_once(env, probe, "lean")?);
+        for (i, v) in variants.iter().enumerate() {
+            all[i].push(probe_once(env, probe, v.name())?);
+        }
     }
-    let names: Vec<String> = product
+    let names: Vec<String> = all[0]
         .first()
-        .map(|r| r.iter().map(|(n, _)| n.clone()).collect())
+        .map(|r| r.steps.iter().map(|(n, _)| n.clone()).collect())
         .unwrap_or_default();
-    let median_of = |runs: &[Vec<(String, f64)>], i: usize| {
+    let median_of = |runs: &[ProbeRun], i: usize| {
         median(
             &runs
                 .iter()
-                .filter_map(|r| r.get(i).map(|(_, t)| *t))
+                .filter_map(|r| r.steps.get(i).map(|(_, t)| *t))
                 .collect::<Vec<_>>(),
         )
     };
     Ok(InitBreakdown {
         runs,
+        variants: variants.iter().map(|v| v.name().to_owned()).collect(),
         steps: names
             .into_iter()
             .enumerate()
-            .map(|(i, name)| (name, median_of(&product, i), median_of(&lean, i)))
+            .map(|(i, name)| (name, all.iter().map(|r| median_of(r, i)).collect()))
+            .collect(),
+        first_request: all
+            .iter()
+            .map(|r| median(&r.iter().map(|p| p.first_request).collect::<Vec<_>>()))
             .collect(),
     })
+}
+
+/// Instructions (callgrind's `Ir`, user space, stable from run to run where wall-clock time is
+/// not) of each binary's init, and its size.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InitInstructions {
+    pub binary: String,
+    /// Whole process: start, init, one failed poll of the Runtime API (a closed port), exit.
+    pub instructions: Option<u64>,
+    /// Page faults of the same run, outside callgrind (`perf stat -e page-faults`).
+    pub page_faults: Option<u64>,
+    /// Dynamic relocations the loader applies at start (`.rela.dyn` entries; `readelf`).
+    pub relocations: Option<u64>,
+    pub size_bytes: u64,
+}
+
+/// Page faults of one run of `binary` (same environment as the callgrind run).
+fn page_faults(binary: &Path, vars: Vec<(String, String)>) -> Option<u64> {
+    let perf = ["/usr/bin/perf", "/usr/local/bin/perf"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())?;
+    let output = Command::new(perf)
+        .args(["stat", "-x,", "-e", "page-faults", "--"])
+        .arg(binary)
+        .env_clear()
+        .envs(vars)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .find(|l| l.contains("page-faults"))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Entries of the binary's `.rela.dyn` (24 bytes each on x86_64), from `readelf -SW`.
+fn relocations(binary: &Path) -> Option<u64> {
+    let output = Command::new("readelf")
+        .args(["-SW"])
+        .arg(binary)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|l| l.contains(".rela.dyn"))?;
+    // [Nr] Name Type Address Off Size ES ...
+    let fields: Vec<&str> = line.split(']').nth(1)?.split_whitespace().collect();
+    let size = u64::from_str_radix(fields.get(4)?, 16).ok()?;
+    Some(size / 24)
+}
+
+/// The valgrind binary, when installed.
+pub fn valgrind() -> Option<PathBuf> {
+    ["/usr/bin/valgrind", "/usr/local/bin/valgrind"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Runs `command` under callgrind and reads the instruction count it reports at exit.
+fn callgrind(valgrind: &Path, mut args: Vec<String>, vars: Vec<(String, String)>) -> Option<u64> {
+    let mut all = vec![
+        "--tool=callgrind".to_owned(),
+        "--callgrind-out-file=/dev/null".to_owned(),
+    ];
+    all.append(&mut args);
+    let output = Command::new(valgrind)
+        .args(all)
+        .env_clear()
+        .envs(vars)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .find_map(|l| {
+            l.split_once("Collected :")
+                .map(|(_, n)| n.trim().to_owned())
+        })
+        .and_then(|n| n.parse().ok())
+}
+
+/// Every binary's init under callgrind: the Runtime API address is a closed port, so the
+/// process runs its init, fails its first poll and exits (hello-world the same way).
+pub fn init_instructions(
+    env: &FunctionEnv,
+    before: Option<&Path>,
+) -> Result<Vec<InitInstructions>, BenchError> {
+    let valgrind = valgrind();
+    binaries(env, before)
+        .into_iter()
+        .map(|(label, binary, name)| {
+            let size_bytes = std::fs::metadata(&binary)?.len();
+            let instructions = valgrind.as_deref().and_then(|v| {
+                callgrind(
+                    v,
+                    vec![binary.display().to_string()],
+                    env.vars(name, "127.0.0.1:9"),
+                )
+            });
+            Ok(InitInstructions {
+                binary: label,
+                instructions,
+                page_faults: page_faults(&binary, env.vars(name, "127.0.0.1:9")),
+                relocations: relocations(&binary),
+                size_bytes,
+            })
+        })
+        .collect()
+}
+
+/// The init probe of each variant under callgrind (no first request): the instruction
+/// difference between the variants is what the trust store costs.
+pub fn probe_instructions(env: &FunctionEnv, probe: &Path) -> Vec<(String, Option<u64>)> {
+    let Some(valgrind) = valgrind() else {
+        return Vec::new();
+    };
+    crate::init_probe::Variant::ALL
+        .iter()
+        .map(|v| {
+            let args = vec![
+                probe.display().to_string(),
+                "init-probe".into(),
+                "--variant".into(),
+                v.name().into(),
+                "--no-request".into(),
+            ];
+            (
+                v.name().to_owned(),
+                callgrind(&valgrind, args, env.vars("actions", "127.0.0.1:9")),
+            )
+        })
+        .collect()
 }

@@ -1,19 +1,25 @@
 //! `zoom-bench init-probe`: the steps of a function's init (`zoom_connector::wiring::lambda::init`
-//! and the actions router) timed one by one in a fresh process, printed as one JSON line.
+//! and the actions router) timed one by one in a fresh process, printed as one JSON line,
+//! then (unless `--no-request`) the first AWS request of the process, timed on its own.
 //!
-//! Both HTTP clients of a function (the AWS SDK's and reqwest for Zoom) load the system's CA
-//! certificates at init, each on its own: read the bundle (and, on Debian, every file of
-//! /etc/ssl/certs) and parse each certificate. The `lean` variant takes the same steps with
-//! the changes this bench measures for the report (it does not change product code): the SDK
-//! gets an HTTPS client that trusts only the Amazon Trust Services roots AWS endpoints chain
-//! to, plus the region and environment credentials Lambda always sets; the Zoom client trusts
-//! compiled-in roots (webpki-roots, already parsed) instead of the system bundle.
+//! Variants, for the report's comparison (only `product` is the connector's code):
+//! - `product`: the steps as `lambda::init` takes them;
+//! - `system`: the same with the SDK configuration as it was before issue 18: `aws_config`'s
+//!   default HTTPS client, which reads and parses the system CA certificates (the bundle and
+//!   every file of /etc/ssl/certs), and its default region and credentials chains;
+//! - `mozilla`: `product` with the SDK's client trusting the whole Mozilla root set
+//!   (`webpki-root-certs`, 118 roots, as PEM: the SDK takes nothing else) instead of the five
+//!   Amazon roots: what trusting the full set would cost, at init and on the first request.
+//!
+//! The SDK clients are built one per step, so the report can say what a function saves by
+//! building only the clients it uses.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use zoom_connector::adapters::aws::https;
 use zoom_connector::adapters::aws::{AwsSecretStore, DynamoConnectionStore, EventBridgeBus};
 use zoom_connector::adapters::zoom_http::{HttpZoomApi, HttpZoomOAuth, http_client};
 use zoom_connector::app::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
@@ -24,86 +30,77 @@ use crate::BenchError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Variant {
     Product,
-    Lean,
+    System,
+    Mozilla,
 }
 
 impl Variant {
+    pub const ALL: [Variant; 3] = [Self::Product, Self::System, Self::Mozilla];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Product => "product",
-            Self::Lean => "lean",
+            Self::System => "system",
+            Self::Mozilla => "mozilla",
         }
     }
 }
 
-/// The roots AWS service endpoints chain to (a product would embed these PEM files).
-const AMAZON_ROOTS: [&str; 5] = [
-    "Amazon_Root_CA_1.pem",
-    "Amazon_Root_CA_2.pem",
-    "Amazon_Root_CA_3.pem",
-    "Amazon_Root_CA_4.pem",
-    "Starfield_Services_Root_Certificate_Authority_-_G2.pem",
-];
-
-/// `load_sdk_config` with the region and credentials given instead of resolved by chains,
-/// and the SDK's default HTTPS client (rustls, aws-lc) trusting only the Amazon roots.
-async fn lean_sdk_config() -> Result<aws_config::SdkConfig, BenchError> {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-    let mut trust = TrustStore::empty().with_native_roots(false);
-    for name in AMAZON_ROOTS {
-        trust = trust.with_pem_certificate(std::fs::read(format!("/etc/ssl/certs/{name}"))?);
-    }
-    let context = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .map_err(|e| BenchError::new(e.to_string()))?;
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(context)
-        .build_https();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .credentials_provider(
-            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
-        )
+/// `load_sdk_config` as it was before issue 18: the SDK's default client and trust store.
+async fn system_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(5))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(15))
+                .connect_timeout(std::time::Duration::from_secs(1))
+                .operation_attempt_timeout(zoom_connector::deadline::AWS_ATTEMPT_TIMEOUT)
+                .operation_timeout(zoom_connector::deadline::AWS_OPERATION_TIMEOUT)
                 .build(),
-        );
-    if let Ok(region) = std::env::var("AWS_REGION") {
-        loader = loader.region(aws_config::Region::new(region));
+        )
+        .load()
+        .await
+}
+
+/// The Mozilla set as one PEM bundle (a product would compile this text in).
+fn mozilla_pem() -> Vec<u8> {
+    use base64::Engine;
+    let mut pem = String::new();
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
     }
-    Ok(loader.load().await)
+    pem.into_bytes()
 }
 
-/// `http_client` with the Mozilla roots compiled in (no CA bundle to read and parse).
-fn lean_http_client() -> Result<reqwest::Client, BenchError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
+/// `load_sdk_config` with the SDK's client on the Mozilla set instead of the Amazon roots.
+async fn mozilla_sdk_config(pem: &[u8]) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::TrustStore;
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem);
+    zoom_connector::adapters::aws::env::from_environment(aws_config::defaults(
+        aws_config::BehaviorVersion::latest(),
     ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| BenchError::new(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .connect_timeout(Duration::from_secs(3))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("zoom-connector/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+    .http_client(https::https_client(trust))
+    .retry_config(RetryConfig::standard().with_max_attempts(5))
+    .timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .operation_attempt_timeout(zoom_connector::deadline::AWS_ATTEMPT_TIMEOUT)
+            .operation_timeout(zoom_connector::deadline::AWS_OPERATION_TIMEOUT)
+            .build(),
+    )
+    .load()
+    .await
 }
 
-pub async fn run(variant: Variant) -> Result<(), BenchError> {
+pub async fn run(variant: Variant, request: bool) -> Result<(), BenchError> {
+    let pem = (variant == Variant::Mozilla).then(mozilla_pem);
     let mut steps = Vec::new();
     let mut lap = Instant::now();
     let mut step = |name: &str| {
@@ -115,24 +112,27 @@ pub async fn run(variant: Variant) -> Result<(), BenchError> {
     let config =
         zoom_connector::config::Config::from_env().map_err(|e| BenchError::new(e.to_string()))?;
     step("Config::from_env");
-    let sdk = match variant {
-        Variant::Product => zoom_connector::adapters::aws::load_sdk_config().await,
-        Variant::Lean => lean_sdk_config().await?,
+    if variant != Variant::System {
+        https::ca_bundle_from_env().map_err(|e| BenchError::new(e.to_string()))?;
+    }
+    step("AWS_CA_BUNDLE check (unset here)");
+    let sdk = match (variant, &pem) {
+        (Variant::System, _) => system_sdk_config().await,
+        (Variant::Mozilla, Some(pem)) => mozilla_sdk_config(pem).await,
+        _ => zoom_connector::adapters::aws::load_sdk_config().await,
     };
     step("SDK configuration (aws_config load)");
     let secrets = Arc::new(AwsSecretStore::new(&sdk));
-    step("first SDK client (Secrets Manager)");
+    step("SDK client: Secrets Manager");
     let store = Arc::new(DynamoConnectionStore::new(
         &sdk,
         config.aws.connections_table.clone(),
     ));
+    step("SDK client: DynamoDB");
     let bus = Arc::new(EventBridgeBus::new(&sdk, config.aws.event_bus_name.clone()));
-    step("two more SDK clients (DynamoDB, EventBridge)");
-    let http = match variant {
-        Variant::Product => http_client(),
-        Variant::Lean => lean_http_client()?,
-    };
-    step("Zoom HTTP client (reqwest + rustls)");
+    step("SDK client: EventBridge");
+    let http = http_client();
+    step("Zoom HTTP client (reqwest + rustls, webpki-roots)");
     let ports = Ports {
         secrets,
         store,
@@ -149,14 +149,35 @@ pub async fn run(variant: Variant) -> Result<(), BenchError> {
             config.aws.pending_tokens_key_id.clone(),
         )),
     };
-    let connector = Connector::new(config, ports);
+    let table = config.aws.connections_table.clone();
+    let mut connector = Connector::new(config, ports);
     step("Zoom adapters + Connector::new");
+    connector.metrics = Arc::new(zoom_connector::metrics::EmfMetrics::from_lambda_env());
+    step("EMF metrics");
     let router = zoom_connector::http::actions_router(connector);
     step("actions_router");
     drop(router);
+    // The first AWS request of the process: the SDK builds its TLS connector (and parses the
+    // roots it trusts) here, then connects. Over HTTP to moto, like the cold-start runs.
+    let mut first_request_ms = None;
+    if request {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let started = Instant::now();
+        dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| BenchError::new(format!("DescribeTable: {e:?}")))?;
+        first_request_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    }
     println!(
         "{}",
-        serde_json::json!({ "variant": variant.name(), "steps": steps })
+        serde_json::json!({
+            "variant": variant.name(),
+            "steps": steps,
+            "first_request_ms": first_request_ms,
+        })
     );
     Ok(())
 }

@@ -106,10 +106,27 @@ enum Command {
     },
     /// Times the steps of a function's init (run by `run` in a fresh process).
     InitProbe {
-        /// `product`: the steps as `lambda::init` takes them; `lean`: the same with the
-        /// changes the report suggests.
+        /// `product`: the steps as `lambda::init` takes them; `system`: the SDK on the
+        /// system's CA certificates (before issue 18); `mozilla`: the SDK on the whole
+        /// Mozilla root set.
         #[arg(long, value_enum, default_value = "product")]
         variant: init_probe::Variant,
+        /// Stop after init (no first AWS request): for instruction counts.
+        #[arg(long)]
+        no_request: bool,
+    },
+    /// Only the cold-start figures (init, first invocation, init breakdown, instructions,
+    /// sizes); prints the report's section.
+    Cold {
+        /// Cold starts per binary (after one untimed round).
+        #[arg(long, default_value_t = 9)]
+        rounds: usize,
+        /// Where the binaries are (default: beside this one), e.g. an older build's.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// An older build's binaries, measured in the same rounds for a before/after.
+        #[arg(long, env = "BENCH_BEFORE_BIN_DIR")]
+        before_bin_dir: Option<PathBuf>,
     },
 }
 
@@ -123,7 +140,15 @@ async fn main() -> ExitCode {
             out,
         } => run(Settings::new(quick, sweep_n), out).await,
         Command::Listing { n, rounds } => listing_only(n, rounds).await,
-        Command::InitProbe { variant } => init_probe::run(variant).await,
+        Command::InitProbe {
+            variant,
+            no_request,
+        } => init_probe::run(variant, !no_request).await,
+        Command::Cold {
+            rounds,
+            bin_dir,
+            before_bin_dir,
+        } => cold_only(rounds, bin_dir, before_bin_dir).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,6 +200,10 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
     }
     let log_dir = root.join("target/bench-logs");
     std::fs::create_dir_all(&log_dir)?;
+    // An older build's binaries to measure beside these (a before/after), if named.
+    let before = std::env::var_os("BENCH_BEFORE_BIN_DIR")
+        .map(std::fs::canonicalize)
+        .transpose()?;
     let mut report = Report::new(machine::Machine::collect(&root), settings.clone());
 
     progress("starting moto and the counting proxy");
@@ -200,9 +229,10 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
     progress("cold starts under the Runtime API emulator");
     match function_env(&bin_dir, &log_dir, &sim, &sim_url, &proxy, &sdk).await {
         Ok(env) => {
-            report.cold = cold_start::measure(&env, &proxy, settings.cold_rounds)
-                .await
-                .map_err(|e| e.to_string());
+            report.cold =
+                cold_start::measure(&env, &proxy, settings.cold_rounds, before.as_deref())
+                    .await
+                    .map_err(|e| e.to_string());
             progress("actions function: 64 invocations, peak memory");
             report.function_memory = cold_start::actions_memory(&env, &proxy, 64)
                 .await
@@ -210,6 +240,10 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
             progress("init breakdown (init-probe)");
             report.init_breakdown = cold_start::init_breakdown(&env, &exe, settings.cold_rounds)
                 .map_err(|e| e.to_string());
+            progress("instructions of init (callgrind) and binary sizes");
+            report.instructions =
+                cold_start::init_instructions(&env, before.as_deref()).map_err(|e| e.to_string());
+            report.probe_instructions = cold_start::probe_instructions(&env, &exe);
         }
         Err(e) => report.cold = Err(e.to_string()),
     }
@@ -253,6 +287,53 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
         out.display(),
         report.total_secs
     ));
+    eprintln!("{}", report.summary_text());
+    Ok(())
+}
+
+/// `zoom-bench cold`: the cold-start figures alone (of the binaries in `bin_dir`, default
+/// beside this one), on a moto and simulator of their own.
+async fn cold_only(
+    rounds: usize,
+    bin_dir: Option<PathBuf>,
+    before: Option<PathBuf>,
+) -> Result<(), BenchError> {
+    let before = before.map(std::fs::canonicalize).transpose()?;
+    let root = workspace_root();
+    let exe = std::env::current_exe()?;
+    let bin_dir = match bin_dir {
+        // The functions start in their own directory: a relative path would not hold there.
+        Some(dir) => std::fs::canonicalize(dir)?,
+        None => exe
+            .parent()
+            .ok_or("the bench binary has no directory")?
+            .to_path_buf(),
+    };
+    let log_dir = root.join("target/bench-logs");
+    std::fs::create_dir_all(&log_dir)?;
+    let mut settings = Settings::new(false, None);
+    settings.cold_rounds = rounds;
+    let mut report = Report::new(machine::Machine::collect(&root), settings);
+    let moto = moto::Moto::start()?;
+    let proxy = CountingProxy::start(&moto.endpoint).await?;
+    let sdk = moto::sdk_config(&moto.endpoint).await;
+    let sim = ZoomSim::with_defaults();
+    let running = sim.start().await?;
+    let env = function_env(&bin_dir, &log_dir, &sim, &running.base_url, &proxy, &sdk).await?;
+    progress(&format!("cold starts of {}", bin_dir.display()));
+    report.cold = cold_start::measure(&env, &proxy, rounds, before.as_deref())
+        .await
+        .map_err(|e| e.to_string());
+    progress("init breakdown (init-probe)");
+    report.init_breakdown =
+        cold_start::init_breakdown(&env, &exe, rounds).map_err(|e| e.to_string());
+    progress("instructions of init (callgrind) and binary sizes");
+    report.instructions =
+        cold_start::init_instructions(&env, before.as_deref()).map_err(|e| e.to_string());
+    report.probe_instructions = cold_start::probe_instructions(&env, &exe);
+    let mut out = String::new();
+    report.render_cold(&mut out);
+    println!("{out}");
     eprintln!("{}", report.summary_text());
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::cold_start::{ColdSummary, FunctionMemory, HELLO, InitBreakdown};
+use crate::cold_start::{ColdSummary, FunctionMemory, HELLO, InitBreakdown, InitInstructions};
 use crate::listing::ListingResult;
 use crate::machine::{Machine, Packages};
 use crate::overhead::{LevelResult, OverheadResult};
@@ -37,6 +37,17 @@ const OPT3_ZIPPED: [(&str, u64); 6] = [
     ("refresh", 4_486_803),
     ("meeting-events", 6_104_727),
     ("webhooks", 4_740_960),
+];
+
+/// The SDK clients each function does not use (its IAM policy in template.yaml calls no
+/// action of the service), by the init probe's step names.
+const FUNCTION_CLIENTS: [(&str, &[&str]); 6] = [
+    ("connect", &["SDK client: EventBridge"]),
+    ("callback", &[]),
+    ("actions", &[]),
+    ("refresh", &[]),
+    ("meeting-events", &[]),
+    ("webhooks", &[]),
 ];
 
 #[derive(Debug, Clone)]
@@ -102,11 +113,19 @@ pub struct Report {
     pub cold: Result<Vec<ColdSummary>, String>,
     pub function_memory: Result<FunctionMemory, String>,
     pub init_breakdown: Result<InitBreakdown, String>,
+    pub instructions: Result<Vec<InitInstructions>, String>,
+    /// The init probe's variants under callgrind.
+    pub probe_instructions: Vec<(String, Option<u64>)>,
     pub packages: Result<Packages, String>,
     pub sweep: Result<SweepResult, String>,
     pub listing: Result<ListingResult, String>,
     pub loads: Vec<(String, String)>,
     pub total_secs: f64,
+}
+
+/// A binary of the older build measured beside the current one (`BENCH_BEFORE_BIN_DIR`).
+fn is_before(label: &str) -> bool {
+    label.ends_with(crate::cold_start::BEFORE_SUFFIX)
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -158,6 +177,8 @@ impl Report {
             cold: Err("not run".into()),
             function_memory: Err("not run".into()),
             init_breakdown: Err("not run".into()),
+            instructions: Err("not run".into()),
+            probe_instructions: Vec::new(),
             packages: Err("not run".into()),
             sweep: Err("not run".into()),
             listing: Err("not run".into()),
@@ -233,7 +254,10 @@ impl Report {
         match &self.cold {
             Ok(cold) => {
                 let hello = cold.iter().find(|c| c.function == HELLO);
-                for c in cold.iter().filter(|c| c.function != HELLO) {
+                for c in cold
+                    .iter()
+                    .filter(|c| c.function != HELLO && !is_before(&c.function))
+                {
                     rows.push((
                         format!("Init (cold start) of `{}` ÷ hello-world", c.function),
                         format!(
@@ -597,7 +621,7 @@ impl Report {
         }
     }
 
-    fn render_cold(&self, out: &mut String) {
+    pub fn render_cold(&self, out: &mut String) {
         let _ = writeln!(out, "## Cold start\n");
         let _ = writeln!(
             out,
@@ -663,33 +687,147 @@ impl Report {
             let _ = writeln!(out, "| {runtime} | {arm:.1} ms | {x86:.1} ms |");
         }
         let _ = writeln!(out);
-        match &self.init_breakdown {
-            Ok(b) => {
-                let _ = writeln!(
-                    out,
-                    "Where a function's init goes: the steps of `zoom_connector::wiring::lambda::init` and the actions router, \
-                     timed one by one in fresh processes with the `actions` function's environment \
-                     (`zoom-bench init-probe`, median of {} runs each; process start and the tokio runtime are in \
-                     hello-world's figure too). **product** is the code as it is. **lean** is the same with \
-                     changes measured here, not made: the SDK gets its default HTTPS client (rustls, aws-lc) told to \
-                     trust only the five Amazon Trust Services roots AWS endpoints chain to, plus the region and \
-                     environment credentials Lambda always sets; the Zoom HTTP client trusts compiled-in roots \
-                     (webpki-roots, already parsed) through `reqwest`'s `tls_backend_preconfigured`. In the product \
-                     variant both clients load the system CA certificates at init, each on its own (`strace`: the \
-                     bundle and every file of /etc/ssl/certs, twice; once in `aws_config` loading, once in \
-                     `reqwest::Client::build` through `rustls-platform-verifier`).\n",
-                    b.runs
-                );
-                let _ = writeln!(out, "| Step | product | lean |\n|---|---|---|");
-                for (step, p, l) in &b.steps {
-                    let _ = writeln!(out, "| {step} | {p:.2} ms | {l:.2} ms |");
-                }
-                let (p, l) = b.totals();
-                let _ = writeln!(out, "| **total** | **{p:.2} ms** | **{l:.2} ms** |\n");
-            }
+        self.render_breakdown(out);
+        self.render_instructions(out);
+    }
+
+    fn render_breakdown(&self, out: &mut String) {
+        let b = match &self.init_breakdown {
+            Ok(b) => b,
             Err(e) => {
                 let _ = writeln!(out, "Init breakdown not measured: {e}\n");
+                return;
             }
+        };
+        let _ = writeln!(
+            out,
+            "Where a function's init goes: the steps of `zoom_connector::wiring::lambda::init` and the actions router, \
+             timed one by one in fresh processes with the `actions` function's environment \
+             (`zoom-bench init-probe`, median of {} runs each; process start and the tokio runtime are in \
+             hello-world's figure too), then the process's first AWS request (DynamoDB `DescribeTable` on moto \
+             over HTTP, where the SDK builds its TLS connector and parses the roots it trusts). **product** is \
+             the code as it is: the SDK's HTTPS client trusts the five Amazon Trust Services roots compiled in \
+             (plus `AWS_CA_BUNDLE`'s certificates when set; `shared/src/adapters/aws_http.rs`), the Zoom client \
+             the Mozilla roots of `webpki-roots`, already parsed; the SDK builds its TLS connector on the first \
+             request, not once more per client at construction; region and credentials come from the \
+             environment when it holds them (`aws_env.rs`) rather than through the default chains. **system** \
+             is the SDK configuration as it was before issue 18: `aws_config`'s default client, which reads and \
+             parses the system CA certificates (the bundle and every file of /etc/ssl/certs) while it loads, \
+             and the default region and credentials chains (which build an STS and an IMDS client). **mozilla** is product with the SDK \
+             trusting the whole Mozilla set (118 roots; as PEM, the only form the SDK takes) instead of the \
+             Amazon roots.\n",
+            b.runs
+        );
+        let _ = write!(out, "| Step |");
+        for v in &b.variants {
+            let _ = write!(out, " {v} |");
+        }
+        let _ = writeln!(out, "\n|---|{}", "---|".repeat(b.variants.len()));
+        for (step, times) in &b.steps {
+            let _ = write!(out, "| {step} |");
+            for t in times {
+                let _ = write!(out, " {t:.2} ms |");
+            }
+            let _ = writeln!(out);
+        }
+        let _ = write!(out, "| **init total** |");
+        for t in b.totals() {
+            let _ = write!(out, " **{t:.2} ms** |");
+        }
+        let _ = write!(out, "\n| first AWS request after init |");
+        for t in &b.first_request {
+            let _ = write!(out, " {t:.2} ms |");
+        }
+        let _ = writeln!(out, "\n");
+        let client = |name: &str| b.step(name, "product").unwrap_or(0.0);
+        let savings = FUNCTION_CLIENTS
+            .iter()
+            .map(|(function, unused)| {
+                let saved: f64 = unused.iter().map(|c| client(c)).sum();
+                if unused.is_empty() {
+                    format!("`{function}` 0 (uses all three)")
+                } else {
+                    format!(
+                        "`{function}` {saved:.2} ms (no {})",
+                        unused
+                            .iter()
+                            .map(|c| c.trim_start_matches("SDK client: "))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "Each function building only the SDK clients it uses (its IAM policy in template.yaml names the \
+             services it calls) would save the steps of the clients it does not use: {savings}. The clients \
+             cost {:.2} ms (Secrets Manager, the first, pays for shared setup), {:.2} ms (DynamoDB) and \
+             {:.2} ms (EventBridge) here.\n",
+            client("SDK client: Secrets Manager"),
+            client("SDK client: DynamoDB"),
+            client("SDK client: EventBridge"),
+        );
+    }
+
+    fn render_instructions(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "Instructions of init, counted by callgrind (`valgrind --tool=callgrind`: user-space instructions, \
+             the same from run to run where times are not; this machine's VM has no hardware counters for \
+             `perf stat`): each binary started with the environment above but a closed port as the Runtime \
+             API, so it runs its init, fails its first poll and exits (hello-world the same way); page faults of \
+             the same run outside valgrind (`perf stat -e page-faults`), and the dynamic relocations the loader \
+             applies (`.rela.dyn`, `readelf`). Size is the x86_64 release binary (stripped) the cold starts \
+             ran. Rows marked (before), when present, are an older build's binaries (`BENCH_BEFORE_BIN_DIR`, or \
+             `zoom-bench cold --before-bin-dir`) measured in the same way.\n"
+        );
+        match &self.instructions {
+            Ok(rows) => {
+                let hello = rows
+                    .iter()
+                    .find(|r| r.binary == HELLO)
+                    .and_then(|r| r.instructions);
+                let _ = writeln!(
+                    out,
+                    "| Binary | Instructions | × hello | Page faults | Relocations | Size |\n|---|---|---|---|---|---|"
+                );
+                for r in rows {
+                    let count = r.instructions.map_or("not measured".into(), thousands);
+                    let ratio = match (r.instructions, hello) {
+                        (Some(n), Some(h)) if h > 0 => format!("{:.2}×", n as f64 / h as f64),
+                        _ => "—".into(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| `{}` | {count} | {ratio} | {} | {} | {} |",
+                        r.binary,
+                        r.page_faults.map_or("—".into(), thousands),
+                        r.relocations.map_or("—".into(), thousands),
+                        thousands(r.size_bytes)
+                    );
+                }
+                let _ = writeln!(out);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "Not measured: {e}\n");
+            }
+        }
+        if !self.probe_instructions.is_empty() {
+            let _ = writeln!(
+                out,
+                "The init probe under callgrind (`zoom-bench init-probe --variant … --no-request`, the whole \
+                 process, the probe's own start included):\n\n| Variant | Instructions |\n|---|---|"
+            );
+            for (variant, count) in &self.probe_instructions {
+                let _ = writeln!(
+                    out,
+                    "| {variant} | {} |",
+                    count.map_or("not measured".into(), thousands)
+                );
+            }
+            let _ = writeln!(out);
         }
     }
 
@@ -1007,7 +1145,11 @@ pub fn analysis(report: &Report) -> String {
     if let Ok(cold) = &report.cold {
         let over: Vec<_> = cold
             .iter()
-            .filter(|c| c.function != HELLO && c.ratio_to_hello > INIT_RATIO_BUDGET)
+            .filter(|c| {
+                c.function != HELLO
+                    && !is_before(&c.function)
+                    && c.ratio_to_hello > INIT_RATIO_BUDGET
+            })
             .collect();
         let hello = cold.iter().find(|c| c.function == HELLO);
         if let (false, Some(hello)) = (over.is_empty(), hello) {
@@ -1027,39 +1169,26 @@ pub fn analysis(report: &Report) -> String {
                 over.iter().map(|c| c.init_median_ms).fold(0.0, f64::max),
             );
             if let Ok(b) = &report.init_breakdown {
-                let step = |needle: &str| {
-                    b.steps
-                        .iter()
-                        .find(|(n, _, _)| n.contains(needle))
-                        .map_or((0.0, 0.0), |(_, p, l)| (*p, *l))
-                };
-                let (http_p, http_l) = step("Zoom HTTP client");
-                let (sdk_p, sdk_l) = step("SDK configuration");
-                let (total_p, total_l) = b.totals();
-                let saved = total_p - total_l;
-                let estimates = over
+                let totals = b.totals();
+                let product = totals.first().copied().unwrap_or(0.0);
+                let subscriber = b.step("log subscriber", "product").unwrap_or(0.0);
+                let sdk = b.step("SDK configuration", "product").unwrap_or(0.0);
+                let clients: f64 = ["Secrets Manager", "DynamoDB", "EventBridge"]
                     .iter()
-                    .map(|c| {
-                        format!(
-                            "`{}` ≈ {:.1}×",
-                            c.function,
-                            (c.init_median_ms - saved).max(hello.init_median_ms)
-                                / hello.init_median_ms
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                    .filter_map(|c| b.step(c, "product"))
+                    .sum();
+                let least = over
+                    .iter()
+                    .map(|c| c.init_median_ms)
+                    .fold(f64::INFINITY, f64::min);
+                let outside = (least - hello.init_median_ms - product).max(0.0);
                 let _ = writeln!(
                     out,
-                    " The probe shows where: of {total_p:.1} ms, the SDK configuration takes {sdk_p:.1} ms and \
-                     the Zoom HTTP client {http_p:.1} ms, and both of these mostly read and parse the system CA \
-                     certificates, each on its own. In the lean variant (SDK client trusting the Amazon roots \
-                     only, region and credentials given; Zoom client with compiled-in roots) they take \
-                     {sdk_l:.1} ms and {http_l:.1} ms (giving the SDK only the region and credentials does \
-                     not help: the certificate loading then happens in the first client's construction): {total_l:.1} ms in all, {saved:.1} ms less. Taking that off \
-                     the measured inits estimates {estimates}. The rest lies outside `lambda::init` and was not \
-                     broken down further; the likely cause is loading a binary that links the SDK, rustls and \
-                     axum (8–12 MB against hello-world's 1 MB: more pages to fault in and relocate).\n"
+                    " The probe times `lambda::init` at {product:.2} ms in all: the SDK configuration \
+                     {sdk:.2} ms, the three SDK clients {clients:.2} ms, the log subscriber {subscriber:.2} ms. \
+                     That leaves about {outside:.1} ms of the smallest function's extra outside `lambda::init`: \
+                     loading a binary that links the SDK, rustls and axum (see the sizes and instruction counts \
+                     above: more pages to fault in and relocate, more static initialisation) before `main` runs.\n"
                 );
             } else {
                 let _ = writeln!(out);

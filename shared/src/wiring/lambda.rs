@@ -14,6 +14,8 @@ use crate::metrics::Metric;
 pub async fn init() -> Result<Connector, lambda_http::Error> {
     crate::telemetry::init_lambda();
     let config = Config::from_env()?;
+    // A CA bundle the operator named but that cannot be used fails init, not every AWS call.
+    crate::adapters::aws::https::ca_bundle_from_env().map_err(|e| e.to_string())?;
     let mut connector = crate::wiring::aws_connector(config).await;
     connector.metrics = std::sync::Arc::new(crate::metrics::EmfMetrics::from_lambda_env());
     Ok(connector)

@@ -8,7 +8,9 @@
 pub mod dynamo;
 pub mod dynamo_items;
 pub mod dynamo_listing;
+pub mod env;
 pub mod eventbridge;
+pub mod https;
 pub mod kms;
 pub mod sdk;
 pub mod secrets;

@@ -9,10 +9,13 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::domain::error::StoreError;
 
-/// Loads the shared SDK configuration once per container: bounded timeouts, and the standard
-/// retry mode (which retries throttling with back-off).
+/// Loads the shared SDK configuration once per container: bounded timeouts, the standard
+/// retry mode (which retries throttling with back-off), the SDK's HTTPS client on
+/// compiled-in roots rather than the system's CA bundle (`https`), and the region and
+/// credentials of the environment when it holds them (`env`).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    super::env::from_environment(aws_config::defaults(aws_config::BehaviorVersion::latest()))
+        .http_client(super::https::https_client_from_env())
         .retry_config(RetryConfig::standard().with_max_attempts(5))
         .timeout_config(
             TimeoutConfig::builder()
