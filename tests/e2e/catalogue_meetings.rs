@@ -4,9 +4,10 @@
 
 use std::collections::HashSet;
 
+use e2e_tests::answer::Answer;
 use e2e_tests::catalogue::{
     act, check_contract, connect_user_with_scopes, cursor_expires, last_zoom_call, ok,
-    passed_through, refused_before_zoom, scope_missing, walk,
+    passed_through, refused_before_zoom, scope_missing, walk, zoom_calls,
 };
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
 use reqwest::Method;
@@ -196,8 +197,20 @@ async fn meeting_actions(backend: Backend) {
             "{method} {rest}: the problem says what is wrong: {doc}"
         );
     }
-    // Without a body where Zoom's operation takes one.
-    refused_before_zoom(&stack, Method::PUT, &id, &format!("{m}/status"), None).await;
+    // Without a body (or without `Content-Type: application/json`) where Zoom's operation
+    // takes one: 415, nothing sent.
+    let before = zoom_calls(&stack.sim).len();
+    act(&stack, Method::PUT, &id, &format!("{m}/status"), None)
+        .await
+        .problem(415, "unsupported_media_type");
+    let r = stack
+        .backend(Method::PUT, &format!("/connections/{id}/zoom{m}/status"))
+        .body(r#"{"action":"end"}"#)
+        .send()
+        .await
+        .unwrap();
+    Answer::of(r).await.problem(415, "unsupported_media_type");
+    assert_eq!(zoom_calls(&stack.sim).len(), before);
 
     // delete_meeting, then Zoom's 404 (code 3001) on every meeting route.
     ok(

@@ -146,7 +146,7 @@ async fn download_links(backend: Backend) {
             &stack,
             Method::GET,
             &id,
-            "/recordings?from=2026-03-01&to=2026-03-31",
+            "/recordings?from=2026-03-01&to=2026-03-20",
             None,
         )
         .await,
