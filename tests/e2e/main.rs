@@ -2,6 +2,12 @@
 
 mod actions;
 mod browser;
+mod catalogue_capabilities;
+mod catalogue_meetings;
+mod catalogue_past_meetings;
+mod catalogue_recordings;
+mod catalogue_registrants;
+mod catalogue_webinars;
 mod connect;
 mod connect_integrity;
 mod deployed;

@@ -3,6 +3,7 @@
 //! loopback port with either store backend.
 
 pub mod answer;
+pub mod catalogue;
 pub mod deployed;
 pub mod fakes;
 pub mod faultproxy;

@@ -476,16 +476,34 @@ impl Action {
     }
 
     /// The scope names to tell a person who must add one: the classic ones (the granular
-    /// names when Zoom lists no classic one).
-    pub fn scopes_to_add(&self) -> Vec<&'static str> {
+    /// names when Zoom lists no classic one), or for an app with granular scopes (which can
+    /// add no classic one) the granular ones without `:admin` / `:master`.
+    pub fn scopes_to_add(&self, granular_app: bool) -> Vec<&'static str> {
         let all = self.scopes();
-        let classic: Vec<&str> = all
+        let wanted: Vec<&str> = all
             .iter()
             .copied()
-            .filter(|s| s.split(':').count() == 2)
+            .filter(|s| {
+                if granular_app {
+                    is_granular(s) && !s.ends_with(":admin") && !s.ends_with(":master")
+                } else {
+                    s.split(':').count() == 2
+                }
+            })
             .collect();
-        if classic.is_empty() { all } else { classic }
+        if wanted.is_empty() { all } else { wanted }
     }
+}
+
+/// A granular scope name (`meeting:read:meeting`, `..:admin`); classic ones have two parts
+/// before an optional `:admin` (`meeting:read`, `meeting:read:admin`).
+fn is_granular(scope: &str) -> bool {
+    scope
+        .strip_suffix(":admin")
+        .unwrap_or(scope)
+        .split(':')
+        .count()
+        >= 3
 }
 
 /// Does a granted scope allow what `needed` allows? The same name, the `:admin` form of it,
@@ -522,10 +540,11 @@ pub type MissingAction = (&'static str, Vec<&'static str>);
 /// The default actions the granted scopes do not allow, with the scopes to add.
 pub fn missing_defaults(granted: &[String]) -> Vec<MissingAction> {
     let allowed = capabilities(granted);
+    let granular_app = granted.iter().any(|g| is_granular(g));
     ACTIONS
         .iter()
         .filter(|a| a.default && !allowed.contains(&a.name))
-        .map(|a| (a.name, a.scopes_to_add()))
+        .map(|a| (a.name, a.scopes_to_add(granular_app)))
         .collect()
 }
 
@@ -595,6 +614,18 @@ mod tests {
             .unwrap()
             .1;
         assert!(scopes.contains(&"recording:read"), "{scopes:?}");
+        // An app with granular scopes is told granular names: it cannot add classic ones.
+        let missing = missing_defaults(&[
+            "meeting:write:meeting".to_owned(),
+            "user:read:user".to_owned(),
+        ]);
+        let (_, scopes) = missing
+            .iter()
+            .find(|(n, _)| *n == "list_recordings")
+            .unwrap();
+        assert_eq!(scopes, &["cloud_recording:read:list_user_recordings"]);
+        let (_, scopes) = missing.iter().find(|(n, _)| *n == "get_meeting").unwrap();
+        assert_eq!(scopes, &["meeting:read:meeting"]);
     }
 
     #[test]
