@@ -602,16 +602,11 @@ fn page_faults(binary: &Path, vars: Vec<(String, String)>) -> Option<u64> {
         .into_iter()
         .map(PathBuf::from)
         .find(|p| p.exists())?;
-    let output = Command::new(perf)
-        .args(["stat", "-x,", "-e", "page-faults", "--"])
-        .arg(binary)
-        .env_clear()
-        .envs(vars)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stderr)
+    let mut args: Vec<String> = ["stat", "-x,", "-e", "page-faults", "--"]
+        .map(str::to_owned)
+        .into();
+    args.push(binary.to_string_lossy().into_owned());
+    stderr_of(&perf, args, vars)?
         .lines()
         .find(|l| l.contains("page-faults"))
         .and_then(|l| l.split(',').next())
@@ -648,15 +643,7 @@ fn callgrind(valgrind: &Path, mut args: Vec<String>, vars: Vec<(String, String)>
         "--callgrind-out-file=/dev/null".to_owned(),
     ];
     all.append(&mut args);
-    let output = Command::new(valgrind)
-        .args(all)
-        .env_clear()
-        .envs(vars)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stderr)
+    stderr_of(valgrind, all, vars)?
         .lines()
         .find_map(|l| {
             l.split_once("Collected :")
@@ -716,4 +703,17 @@ pub fn probe_instructions(env: &FunctionEnv, probe: &Path) -> Vec<(String, Optio
             )
         })
         .collect()
+}
+
+/// Runs a measuring tool on a clean environment and returns what it printed on stderr.
+fn stderr_of(tool: &Path, args: Vec<String>, vars: Vec<(String, String)>) -> Option<String> {
+    let output = Command::new(tool)
+        .args(args)
+        .env_clear()
+        .envs(vars)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&output.stderr).into_owned())
 }

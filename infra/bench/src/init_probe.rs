@@ -17,9 +17,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use zoom_connector::adapters::aws::https;
+use zoom_connector::adapters::aws::sdk::bounded;
 use zoom_connector::adapters::aws::{AwsSecretStore, DynamoConnectionStore, EventBridgeBus};
 use zoom_connector::adapters::zoom_http::{HttpZoomApi, HttpZoomOAuth, http_client};
 use zoom_connector::app::{Connector, Ports, ZOOM_OAUTH_TIMEOUT};
@@ -48,15 +47,7 @@ impl Variant {
 
 /// `load_sdk_config` as it was before issue 18: the SDK's default client and trust store.
 async fn system_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(1))
-                .operation_attempt_timeout(zoom_connector::deadline::AWS_ATTEMPT_TIMEOUT)
-                .operation_timeout(zoom_connector::deadline::AWS_OPERATION_TIMEOUT)
-                .build(),
-        )
+    bounded(aws_config::defaults(aws_config::BehaviorVersion::latest()))
         .load()
         .await
 }
@@ -83,20 +74,11 @@ async fn mozilla_sdk_config(pem: &[u8]) -> aws_config::SdkConfig {
     let trust = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(pem);
-    zoom_connector::adapters::aws::env::from_environment(aws_config::defaults(
+    let loader = zoom_connector::adapters::aws::env::from_environment(aws_config::defaults(
         aws_config::BehaviorVersion::latest(),
     ))
-    .http_client(https::https_client(trust))
-    .retry_config(RetryConfig::standard().with_max_attempts(5))
-    .timeout_config(
-        TimeoutConfig::builder()
-            .connect_timeout(std::time::Duration::from_secs(1))
-            .operation_attempt_timeout(zoom_connector::deadline::AWS_ATTEMPT_TIMEOUT)
-            .operation_timeout(zoom_connector::deadline::AWS_OPERATION_TIMEOUT)
-            .build(),
-    )
-    .load()
-    .await
+    .http_client(https::https_client(trust));
+    bounded(loader).load().await
 }
 
 pub async fn run(variant: Variant, request: bool) -> Result<(), BenchError> {

@@ -14,8 +14,15 @@ use crate::domain::error::StoreError;
 /// compiled-in roots rather than the system's CA bundle (`https`), and the region and
 /// credentials of the environment when it holds them (`env`).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    super::env::from_environment(aws_config::defaults(aws_config::BehaviorVersion::latest()))
-        .http_client(super::https::https_client_from_env())
+    let loader =
+        super::env::from_environment(aws_config::defaults(aws_config::BehaviorVersion::latest()))
+            .http_client(super::https::https_client_from_env());
+    bounded(loader).load().await
+}
+
+/// The retry mode and timeouts every AWS client of the connector runs with.
+pub fn bounded(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    loader
         .retry_config(RetryConfig::standard().with_max_attempts(5))
         .timeout_config(
             TimeoutConfig::builder()
@@ -24,8 +31,6 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
                 .operation_timeout(crate::deadline::AWS_OPERATION_TIMEOUT)
                 .build(),
         )
-        .load()
-        .await
 }
 
 /// The SDK's retry budget (a token bucket that each retry draws from) is shared by every
