@@ -378,6 +378,17 @@ async fn overhead_section(
         zoom_sim::DEFAULT_USER_ID,
     )
     .await?;
+    // Ten meetings, so the list path answers a real page (about 10 KB).
+    let client = reqwest::Client::new();
+    for i in 0..10 {
+        client
+            .post(format!("{}/connections/{connection}/zoom/meetings", stack.base_url))
+            .bearer_auth(&resources.api_key)
+            .json(&serde_json::json!({ "topic": format!("Bench {i}"), "type": 2, "start_time": "2026-12-01T09:00:00Z", "duration": 30 }))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
     let token = sim
         .latest_tokens(zoom_sim::DEFAULT_USER_ID, zoom_sim::DEFAULT_CLIENT_ID)
         .ok_or("the simulator has no tokens for the connected user")?
@@ -391,6 +402,19 @@ async fn overhead_section(
         Target {
             name: "connector",
             url: format!("{}/connections/{connection}/zoom/me", stack.base_url),
+            bearer: Some(resources.api_key.clone()),
+        },
+        Target {
+            name: "direct list",
+            url: format!("{}/users/me/meetings?page_size=30", running.api_url()),
+            bearer: Some(token.clone()),
+        },
+        Target {
+            name: "connector list",
+            url: format!(
+                "{}/connections/{connection}/zoom/meetings?page_size=30",
+                stack.base_url
+            ),
             bearer: Some(resources.api_key.clone()),
         },
     ];
