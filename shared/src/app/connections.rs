@@ -207,6 +207,7 @@ impl Connector {
         // (see `store_refreshed`).
         self.secrets.delete_secret(&secret_name).await?;
         self.tokens.forget(id);
+        self.forget_sealed_tokens(id).await;
         self.publish(
             events::CONNECTION_DELETED,
             serde_json::json!({ "connection_id": id }),
@@ -214,6 +215,19 @@ impl Connector {
         .await;
         tracing::info!(connection_id = id, "connection deleted");
         Ok(())
+    }
+
+    /// Deletes a sealed copy of rotated tokens (`ItemKind::PendingTokens`) a refresh may have
+    /// left: without the secret it no longer counts, but it holds a refresh token. Best
+    /// effort: a copy that stays is encrypted and ignored.
+    pub(crate) async fn forget_sealed_tokens(&self, id: &str) {
+        if let Err(e) = self
+            .store
+            .delete_item(ItemKind::PendingTokens, id, None)
+            .await
+        {
+            tracing::warn!(connection_id = id, error = %e, "could not delete the sealed token copy");
+        }
     }
 
     /// `POST /connections/{id}/refresh`.

@@ -545,6 +545,7 @@ impl Connector {
             .delete_secret(&connection_secret_name(&self.config.aws.secrets_prefix, id))
             .await?;
         self.tokens.forget(id);
+        self.forget_sealed_tokens(id).await;
         let at = self.now();
         let updated = self
             .update_record(id, |r| {

@@ -917,6 +917,29 @@ async fn following_the_record_costs_about_one_read_a_minute() {
     assert_eq!(rig.oauth.refreshes(), 0, "no refresh was due");
 }
 
+/// Deleting a connection also deletes a sealed copy of rotated tokens a refresh left (it
+/// holds a refresh token, even if nothing reads it once the secret is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_connection_deletes_its_sealed_token_copy() {
+    let rig = Rig::new(&[]).await;
+    rig.connection(ID, 3600, "rt-0").await;
+    let now = rig.now().unix_timestamp();
+    let sealed = serde_json::json!({ "sealed": "opaque" });
+    assert!(
+        rig.store
+            .create_item(ItemKind::PendingTokens, ID, &sealed, None, now)
+            .await
+            .unwrap()
+    );
+    rig.connector.delete_connection(ID).await.unwrap();
+    let left = rig
+        .store
+        .get_item(ItemKind::PendingTokens, ID, now)
+        .await
+        .unwrap();
+    assert!(left.is_none(), "the sealed copy outlived its connection");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn if_due_refreshes_only_when_due() {
     let rig = Rig::new(&[]).await;
