@@ -2,11 +2,14 @@
 //! the query checked against Zoom's parameter schemas, and the opaque list `cursor` that
 //! carries Zoom's `next_page_token` with the query it belongs to.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalogue::{Action, QueryParam, Shape};
+use super::catalogue::{ACTIONS, Action, QueryParam, Shape};
 use super::paths::meeting_path_segment;
 use super::schema::{field_error, validation_failed};
 use crate::domain::error::{ApiError, ErrorCode};
@@ -90,14 +93,14 @@ impl CheckedQuery {
 /// Reads a raw query string against the action's parameters: unknown names, repeated names
 /// and values outside Zoom's schema (type, enum, bounds) are refused before any call.
 pub fn check_query(action: &Action, raw: Option<&str>) -> Result<CheckedQuery, ApiError> {
-    let params = action.query_params();
+    let params = &CHECKERS[action.name];
     let mut checked = CheckedQuery::default();
     let mut errors = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (name, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let (name, value) = (name.into_owned(), value.into_owned());
-        let Some(param) = params.iter().find(|p| p.name == name) else {
-            let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        let Some(checker) = params.iter().find(|c| c.param.name == name) else {
+            let known: Vec<&str> = params.iter().map(|c| c.param.name.as_str()).collect();
             let message = if known.is_empty() {
                 "this action takes no query parameters".to_owned()
             } else {
@@ -114,7 +117,8 @@ pub fn check_query(action: &Action, raw: Option<&str>) -> Result<CheckedQuery, A
             continue;
         }
         seen.push(name.clone());
-        if let Err(message) = check_value(param, &value) {
+        let param = &checker.param;
+        if let Err(message) = check_value(checker, &value) {
             errors.push(field_error(&name, &message));
             continue;
         }
@@ -137,8 +141,36 @@ pub fn check_query(action: &Action, raw: Option<&str>) -> Result<CheckedQuery, A
     }
 }
 
+/// A query parameter with its schema compiled once (per process, for every action).
+struct ParamChecker {
+    param: QueryParam,
+    validator: Option<jsonschema::Validator>,
+}
+
+static CHECKERS: LazyLock<HashMap<&'static str, Vec<ParamChecker>>> = LazyLock::new(|| {
+    ACTIONS
+        .iter()
+        .map(|action| {
+            let checkers = action
+                .query_params()
+                .into_iter()
+                .map(|param| {
+                    let dates = param.schema.get("format").and_then(Value::as_str) == Some("date");
+                    let validator = jsonschema::draft4::options()
+                        .should_validate_formats(dates)
+                        .build(&param.schema)
+                        .ok();
+                    ParamChecker { param, validator }
+                })
+                .collect();
+            (action.name, checkers)
+        })
+        .collect()
+});
+
 /// A query value against its parameter's schema: integers and booleans parsed first.
-fn check_value(param: &QueryParam, value: &str) -> Result<(), String> {
+fn check_value(checker: &ParamChecker, value: &str) -> Result<(), String> {
+    let param = &checker.param;
     if value.len() > 1024 || value.chars().any(char::is_control) {
         return Err("too long, or holds control characters".into());
     }
@@ -154,10 +186,10 @@ fn check_value(param: &QueryParam, value: &str) -> Result<(), String> {
         },
         _ => Value::String(value.to_owned()),
     };
-    let validator = jsonschema::draft4::options()
-        .should_validate_formats(param.schema.get("format").and_then(Value::as_str) == Some("date"))
-        .build(&param.schema)
-        .map_err(|_| "cannot be checked".to_owned())?;
+    let validator = checker
+        .validator
+        .as_ref()
+        .ok_or_else(|| "cannot be checked".to_owned())?;
     match validator.iter_errors(&typed).next() {
         None => Ok(()),
         Some(e) => Err(e.masked().to_string()),
