@@ -12,6 +12,7 @@ pub mod profile;
 
 pub mod recordings;
 pub mod requests;
+pub mod retry;
 
 pub mod schema;
 

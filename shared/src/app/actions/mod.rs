@@ -18,13 +18,7 @@ pub mod recordings;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::ports::{ZoomRequest, ZoomResponse};
 use crate::secret::SecretString;
-
-/// Safe calls retry 5xx and transport failures at most this many times.
-const SAFE_RETRIES: u32 = 2;
-
-/// A retry is only started when the whole call can still end within this (one more
-/// [`ZOOM_API_TIMEOUT`] included), which keeps actions inside API Gateway's 30 s limit.
-const CALL_BUDGET: Duration = Duration::from_secs(20);
+use crate::zoom::retry;
 
 /// A Zoom answer passed on to the caller.
 #[derive(Debug, Clone)]
@@ -80,7 +74,7 @@ impl ZoomCall {
 impl Connector {
     /// Sends `call` for connection `id`. A 401 refreshes once and retries; safe methods retry
     /// 5xx and transport failures with jittered back-off while the whole call still fits
-    /// [`CALL_BUDGET`]; anything else is answered as Zoom gave it (success) or mapped (error)
+    /// [`retry::CALL_BUDGET`]; anything else is answered as Zoom gave it (success) or mapped (error)
     /// by the caller. Unsafe methods are never retried after Zoom may have acted (5xx,
     /// timeouts, 429): a retried create could create twice.
     pub async fn call_zoom(&self, id: &str, call: &ZoomCall) -> Result<ZoomResponse, ApiError> {
@@ -109,19 +103,25 @@ impl Connector {
                 refreshed = true;
                 continue;
             }
-            let retryable = match &result {
-                Ok(r) => r.status >= 500,
-                Err(_) => true,
-            };
             let delay = jittered(Duration::from_millis(200 << retries));
-            let fits = started.elapsed() + delay + ZOOM_API_TIMEOUT <= CALL_BUDGET
-                && crate::deadline::leaves(delay + Duration::from_secs(1));
-            if safe && retryable && retries < SAFE_RETRIES && fits {
+            let attempt = match &result {
+                Ok(r) => retry::Attempt::Answered(r.status),
+                Err(_) => retry::Attempt::TransportFailed,
+            };
+            let decision = retry::decide(
+                attempt,
+                &retry::Progress {
+                    safe,
+                    retries,
+                    elapsed: started.elapsed(),
+                    wait: delay,
+                    attempt_timeout: ZOOM_API_TIMEOUT,
+                    time_left: crate::deadline::remaining(),
+                },
+            );
+            if decision.retry {
                 retries += 1;
-                match &result {
-                    Ok(r) => tracing::debug!(status = r.status, "zoom answered 5xx; retrying"),
-                    Err(e) => tracing::debug!(error = %e, "zoom call failed; retrying"),
-                }
+                tracing::debug!(reason = decision.reason, "zoom call failed; retrying");
                 tokio::time::sleep(delay).await;
                 continue;
             }
