@@ -36,7 +36,11 @@ e2e_tests::on_both_backends!(
 
 const CONNECTIONS: usize = 60;
 const CONTAINERS: usize = 3;
+/// The outage lasts at least this long, and until every connection has been refreshed twice
+/// more (so it spans several expiries however slow the machine is)...
 const OUTAGE: Duration = Duration::from_secs(40);
+/// ...but not longer than this (then the test fails: refreshes stopped happening).
+const OUTAGE_MAX: Duration = Duration::from_secs(600);
 const TOKEN_TTL_SECS: u64 = 310;
 
 /// The local store's secrets, refusing writes while `down` is set.
@@ -228,7 +232,14 @@ async fn a_secrets_manager_write_outage_loses_no_connection(backend: Backend) {
 
     // Then rounds until the outage ends: every connection from a rotating container.
     let mut round = 0usize;
-    while started.elapsed() < OUTAGE {
+    let spans_expiries =
+        || stack.sim.counters().refresh_grants - grants_before >= (2 * CONNECTIONS) as u64;
+    while started.elapsed() < OUTAGE || !spans_expiries() {
+        assert!(
+            started.elapsed() < OUTAGE_MAX,
+            "the outage saw only {} refreshes",
+            stack.sim.counters().refresh_grants - grants_before
+        );
         let answers = join_all(ids.iter().enumerate().map(|(n, id)| {
             let base = containers[(n + round) % CONTAINERS].base_url.clone();
             let stack = &stack;

@@ -415,7 +415,7 @@ async fn a_failing_bus_makes_zoom_retry(backend: Backend) {
     let slow = serve(zoom_connector::http::webhooks_router(flaky_container(
         &stack,
         1,
-        Duration::from_secs(10),
+        Duration::from_secs(300),
     )))
     .await;
     let slow_delivery = Delivery::signed(
@@ -431,10 +431,10 @@ async fn a_failing_bus_makes_zoom_retry(backend: Backend) {
         .send_to(&format!("{}/webhooks/zoom", slow.base_url))
         .await;
     assert_eq!(status, 503);
-    // Answered well before the bus's 10 s: the publish is bounded (2 s), not waited out. (How
+    // Answered long before the bus's 300 s: the publish is bounded (2 s), not waited out. (How
     // close to 2 s is a figure for a benchmark, not an assertion for a busy machine.)
     assert!(
-        started.elapsed() < Duration::from_secs(9),
+        started.elapsed() < Duration::from_secs(120),
         "{:?}",
         started.elapsed()
     );

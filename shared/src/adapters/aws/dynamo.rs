@@ -159,17 +159,10 @@ impl ConnectionStore for DynamoConnectionStore {
     ) -> StoreResult<bool> {
         // UpdateItem rather than PutItem so the version keeps growing over an expired item.
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(item_pk(kind, key)))
-            .key("sk", s("ITEM"))
+            .item_update(kind, key, value)
             .condition_expression(
                 "attribute_not_exists(pk) OR (attribute_exists(expires_at) AND expires_at <= :now)",
             )
-            .expression_attribute_names("#value", "value")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":value", s(value.to_string()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now));
@@ -193,11 +186,7 @@ impl ConnectionStore for DynamoConnectionStore {
             )
             .expression_attribute_names("#ttl", "ttl"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(classify("UpdateItem", &e)),
-        }
+        conditional(update.send().await)
     }
 
     async fn replace_item(
@@ -209,16 +198,9 @@ impl ConnectionStore for DynamoConnectionStore {
         expected: u64,
     ) -> StoreResult<bool> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(item_pk(kind, key)))
-            .key("sk", s("ITEM"))
+            .item_update(kind, key, value)
             .condition_expression("#version = :expected")
-            .expression_attribute_names("#value", "value")
-            .expression_attribute_names("#version", "version")
             .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":value", s(value.to_string()))
             .expression_attribute_values(":expected", n(expected))
             .expression_attribute_values(":one", n(1));
         let update = match expires_at {
@@ -227,11 +209,7 @@ impl ConnectionStore for DynamoConnectionStore {
                 .expression_attribute_values(":exp", n(exp)),
             None => update.update_expression("SET #value = :value, #version = #version + :one REMOVE expires_at, #ttl"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(classify("UpdateItem", &e)),
-        }
+        conditional(update.send().await)
     }
 
     async fn take_item(&self, kind: ItemKind, key: &str, now: i64) -> StoreResult<Option<Item>> {
@@ -344,5 +322,36 @@ impl DynamoConnectionStore {
             ),
             table: table.into(),
         }
+    }
+}
+
+impl DynamoConnectionStore {
+    /// An UpdateItem of a small record's value (`#value`, `#version` named): the caller adds
+    /// its condition and update expression.
+    fn item_update(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(item_pk(kind, key)))
+            .key("sk", s("ITEM"))
+            .expression_attribute_names("#value", "value")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":value", s(value.to_string()))
+    }
+}
+
+/// A conditional UpdateItem's outcome: written, or its condition did not hold.
+fn conditional<O, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    result: Result<O, SdkError<E, R>>,
+) -> StoreResult<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(classify("UpdateItem", &e)),
     }
 }
