@@ -12,6 +12,8 @@
 # The arm64 package sizes come from target/lambda (made by `make build`); this script does not
 # rebuild them. BENCH_BEFORE_BIN_DIR=<dir of an older build's release binaries> adds them to the
 # cold-start rounds and instruction counts, labelled "(before)", for a before/after in one run.
+# BENCH_BEFORE_STACK=<an older build's release zoom-connector-local> adds a "connector (before)"
+# path to the action-overhead runs, interleaved with the current build's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

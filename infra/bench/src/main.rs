@@ -115,6 +115,8 @@ enum Command {
         #[arg(long)]
         no_request: bool,
     },
+    /// Only the package sizes of `make build`'s arm64 packages; prints the report's section.
+    Packages,
     /// Only the cold-start figures (init, first invocation, init breakdown, instructions,
     /// sizes); prints the report's section.
     Cold {
@@ -144,6 +146,7 @@ async fn main() -> ExitCode {
             variant,
             no_request,
         } => init_probe::run(variant, !no_request).await,
+        Command::Packages => packages_only(),
         Command::Cold {
             rounds,
             bin_dir,
@@ -216,9 +219,19 @@ async fn run(settings: Settings, out: PathBuf) -> Result<(), BenchError> {
 
     report.note_load("start");
     progress("action overhead (direct / connector / nginx, concurrency 1 and 32)");
-    report.overhead = overhead_section(&settings, &bin_dir, &log_dir, &sim, &running, &proxy, &sdk)
-        .await
-        .map_err(|e| e.to_string());
+    let before_stack = std::env::var_os("BENCH_BEFORE_STACK").map(PathBuf::from);
+    report.overhead = overhead_section(
+        &settings,
+        &bin_dir,
+        before_stack.as_deref(),
+        &log_dir,
+        &sim,
+        &running,
+        &proxy,
+        &sdk,
+    )
+    .await
+    .map_err(|e| e.to_string());
     report.note_load("after overhead");
 
     progress("memory of the local stack under 64 concurrent actions");
@@ -338,6 +351,18 @@ async fn cold_only(
     Ok(())
 }
 
+/// `zoom-bench packages`: the package-size section alone (after `make build`).
+fn packages_only() -> Result<(), BenchError> {
+    let root = workspace_root();
+    let mut report = Report::new(machine::Machine::collect(&root), Settings::new(false, None));
+    report.packages = machine::package_sizes(&root);
+    let mut out = String::new();
+    report.render_packages(&mut out);
+    println!("{out}");
+    eprintln!("{}", report.summary_text());
+    Ok(())
+}
+
 /// `zoom-bench listing`: the listing figures alone, on a moto of their own.
 async fn listing_only(n: usize, rounds: usize) -> Result<(), BenchError> {
     let root = workspace_root();
@@ -353,73 +378,126 @@ async fn listing_only(n: usize, rounds: usize) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// A release stack on its own moto resources, with `user` (added to the simulator) connected
+/// through its real routes.
+struct ConnectedStack {
+    stack: processes::LocalStack,
+    api_key: String,
+    connection: String,
+    /// The user's access token at the simulator, for the direct paths.
+    token: String,
+}
+
+async fn connected_stack(
+    binary: &Path,
+    user: &str,
+    log_dir: &Path,
+    sim: &ZoomSim,
+    running: &zoom_sim::RunningSim,
+    proxy: &CountingProxy,
+    sdk: &aws_config::SdkConfig,
+) -> Result<ConnectedStack, BenchError> {
+    let resources = moto::create_resources(sdk).await?;
+    let stack = processes::spawn_local_stack(
+        binary,
+        &format!("zoom-connector-local-{user}"),
+        &running.base_url,
+        &proxy.endpoint,
+        &resources,
+        log_dir,
+    )?;
+    sim.add_user(SimUser::new(
+        user,
+        &format!("{user}-account"),
+        &format!("{user}@example.com"),
+        "Bench",
+        user,
+    ));
+    let connection =
+        processes::connect_through(&stack.base_url, &resources.api_key, sim, user).await?;
+    let token = sim
+        .latest_tokens(user, zoom_sim::DEFAULT_CLIENT_ID)
+        .ok_or("the simulator has no tokens for the connected user")?
+        .access_token;
+    Ok(ConnectedStack {
+        stack,
+        api_key: resources.api_key,
+        connection,
+        token,
+    })
+}
+
+/// The overhead targets: each connector path on a stack process of its own (so no path
+/// queues behind another's requests), the direct calls with the same users' tokens, nginx.
 #[allow(clippy::too_many_arguments)]
 async fn overhead_section(
     settings: &Settings,
     bin_dir: &Path,
+    before_stack: Option<&Path>,
     log_dir: &Path,
     sim: &ZoomSim,
     running: &zoom_sim::RunningSim,
     proxy: &CountingProxy,
     sdk: &aws_config::SdkConfig,
 ) -> Result<report::OverheadSection, BenchError> {
-    let resources = moto::create_resources(sdk).await?;
-    let stack = processes::spawn_local_stack(
-        bin_dir,
-        &running.base_url,
-        &proxy.endpoint,
-        &resources,
-        log_dir,
-    )?;
-    let connection = processes::connect_through(
-        &stack.base_url,
-        &resources.api_key,
-        sim,
-        zoom_sim::DEFAULT_USER_ID,
-    )
-    .await?;
+    let binary = bin_dir.join("zoom-connector-local");
+    let me = connected_stack(&binary, "bench-me", log_dir, sim, running, proxy, sdk).await?;
+    let list = connected_stack(&binary, "bench-list", log_dir, sim, running, proxy, sdk).await?;
     // Ten meetings, so the list path answers a real page (about 10 KB).
     let client = reqwest::Client::new();
     for i in 0..10 {
         client
-            .post(format!("{}/connections/{connection}/zoom/meetings", stack.base_url))
-            .bearer_auth(&resources.api_key)
+            .post(format!("{}/connections/{}/zoom/meetings", list.stack.base_url, list.connection))
+            .bearer_auth(&list.api_key)
             .json(&serde_json::json!({ "topic": format!("Bench {i}"), "type": 2, "start_time": "2026-12-01T09:00:00Z", "duration": 30 }))
             .send()
             .await?
             .error_for_status()?;
     }
-    let token = sim
-        .latest_tokens(zoom_sim::DEFAULT_USER_ID, zoom_sim::DEFAULT_CLIENT_ID)
-        .ok_or("the simulator has no tokens for the connected user")?
-        .access_token;
     let mut targets = vec![
         Target {
             name: "direct",
             url: format!("{}/users/me", running.api_url()),
-            bearer: Some(token.clone()),
+            bearer: Some(me.token.clone()),
         },
         Target {
             name: "connector",
-            url: format!("{}/connections/{connection}/zoom/me", stack.base_url),
-            bearer: Some(resources.api_key.clone()),
+            url: format!(
+                "{}/connections/{}/zoom/me",
+                me.stack.base_url, me.connection
+            ),
+            bearer: Some(me.api_key.clone()),
         },
         Target {
             name: "direct list",
             url: format!("{}/users/me/meetings?page_size=30", running.api_url()),
-            bearer: Some(token.clone()),
+            bearer: Some(list.token.clone()),
         },
         Target {
             name: "connector list",
             url: format!(
-                "{}/connections/{connection}/zoom/meetings?page_size=30",
-                stack.base_url
+                "{}/connections/{}/zoom/meetings?page_size=30",
+                list.stack.base_url, list.connection
             ),
-            bearer: Some(resources.api_key.clone()),
+            bearer: Some(list.api_key.clone()),
         },
     ];
+    // An older build of the stack, for a same-run before/after of the old route.
+    let before = match before_stack {
+        Some(older) => {
+            let b =
+                connected_stack(older, "bench-before", log_dir, sim, running, proxy, sdk).await?;
+            targets.push(Target {
+                name: "connector (before)",
+                url: format!("{}/connections/{}/zoom/me", b.stack.base_url, b.connection),
+                bearer: Some(b.api_key.clone()),
+            });
+            Some(b)
+        }
+        None => None,
+    };
     let (nginx, nginx_note) = match processes::find_nginx() {
-        Some(path) => match processes::start_nginx(&path, running.addr, &token).await {
+        Some(path) => match processes::start_nginx(&path, running.addr, &me.token).await {
             Ok(n) => (Some(n), None),
             Err(e) => (None, Some(format!("nginx did not start: {e}"))),
         },
@@ -440,10 +518,12 @@ async fn overhead_section(
     }
     let levels = [(1, settings.requests_c1), (32, settings.requests_c32)];
     let result = overhead::run(&targets, &levels, proxy, nginx_note).await?;
-    let stack_memory = Memory::of(stack.process.pid())?;
+    let stack_memory = Memory::of(me.stack.process.pid())?;
+    drop(before);
     Ok(report::OverheadSection {
         result,
         stack_memory,
+        before_stack: before_stack.map(|p| p.display().to_string()),
     })
 }
 
@@ -457,8 +537,14 @@ async fn stack_memory(
     sdk: &aws_config::SdkConfig,
 ) -> Result<StackMemory, BenchError> {
     let resources = moto::create_resources(sdk).await?;
-    let stack =
-        processes::spawn_local_stack(bin_dir, sim_url, &proxy.endpoint, &resources, log_dir)?;
+    let stack = processes::spawn_local_stack(
+        &bin_dir.join("zoom-connector-local"),
+        "zoom-connector-local-memory",
+        sim_url,
+        &proxy.endpoint,
+        &resources,
+        log_dir,
+    )?;
     let user = SimUser::new(
         "bench-memory",
         "bench-memory-account",

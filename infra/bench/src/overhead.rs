@@ -42,7 +42,7 @@ impl LevelResult {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OverheadResult {
     pub levels: Vec<LevelResult>,
-    /// Connector requests in the measured runs (after warm-up).
+    /// Connector requests in the measured runs (after warm-up), on every connector path.
     pub connector_actions: usize,
     /// Requests that reached moto while those ran.
     pub aws_calls: usize,
@@ -152,9 +152,11 @@ pub async fn run(
     // Let any write-behind settle before closing the window.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let calls = proxy.calls_between(from, Instant::now());
+    // Every path through a connector stack (its AWS calls all reach the one proxy).
     let connector_actions = results
         .iter()
-        .filter_map(|l| l.path("connector"))
+        .flat_map(|l| &l.paths)
+        .filter(|p| p.name.starts_with("connector"))
         .map(|p| p.latency.count + p.errors)
         .sum();
     Ok(OverheadResult {

@@ -66,17 +66,19 @@ pub struct LocalStack {
     _data_dir: tempfile::TempDir,
 }
 
+/// `label` names its log file in `log_dir` (`<label>.log`).
 pub fn spawn_local_stack(
-    bin_dir: &Path,
+    binary: &Path,
+    label: &str,
     sim_url: &str,
     aws_endpoint: &str,
     resources: &Resources,
     log_dir: &Path,
 ) -> Result<LocalStack, BenchError> {
     let data_dir = tempfile::tempdir()?;
-    let binary = bin_dir.join("zoom-connector-local");
-    let log = std::fs::File::create(log_dir.join("zoom-connector-local.log"))?;
-    let mut command = Command::new(&binary);
+    let log_path = log_dir.join(format!("{label}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    let mut command = Command::new(binary);
     command
         .args(["--port", "0", "--store", "aws", "--sweep-interval", "86400"])
         .arg("--data-dir")
@@ -116,8 +118,9 @@ pub fn spawn_local_stack(
     });
     let base_url = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
         BenchError::new(format!(
-            "zoom-connector-local did not report ready; see {}",
-            log_dir.join("zoom-connector-local.log").display()
+            "{} did not report ready; see {}",
+            binary.display(),
+            log_path.display()
         ))
     })?;
     Ok(LocalStack {

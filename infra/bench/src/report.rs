@@ -93,6 +93,9 @@ pub struct OverheadSection {
     pub result: OverheadResult,
     /// The stack process's memory after the overhead runs (concurrency up to 32).
     pub stack_memory: Memory,
+    /// An older build's `zoom-connector-local` measured as `connector (before)`
+    /// (`BENCH_BEFORE_STACK`), if one was named.
+    pub before_stack: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +158,9 @@ fn thousands(n: u64) -> String {
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
+
+/// The path of an older build's stack (`BENCH_BEFORE_STACK`).
+const BEFORE: &str = "connector (before)";
 
 /// Added latency of `name` over `direct` at one level: (p50, p90, p99) in µs.
 /// What a path adds over calling Zoom directly for the same call (`direct list` for the
@@ -219,6 +225,20 @@ impl Report {
                             "≤ 0.5 ms".into(),
                             Some(p50 <= OVERHEAD_BUDGET_US),
                             reference,
+                        ));
+                    }
+                    if let (Some((p50, _, _)), Some((now50, _, _))) =
+                        (added(level, BEFORE), added(level, "connector"))
+                    {
+                        rows.push((
+                            format!(
+                                "Warm action overhead of the older build (`connector (before)`), p50 added over direct, concurrency {}",
+                                level.concurrency
+                            ),
+                            signed_ms(p50),
+                            "≤ 0.5 ms".into(),
+                            Some(p50 <= OVERHEAD_BUDGET_US),
+                            format!("this build − older build: {}", signed_ms(now50 - p50)),
                         ));
                     }
                     if let Some((p50, _, _)) = added(level, "connector list") {
@@ -585,10 +605,14 @@ impl Report {
              the API key, takes the cached token and calls the same simulator;\n\
              - **nginx** (reference): Debian's nginx on loopback proxying to the same simulator URL with a \
              fixed `Authorization` header and kept-alive upstream connections;\n\
+             - **connector (before)**, when present: the same route on an older build of \
+             `zoom-connector-local` (`BENCH_BEFORE_STACK`) with its own connection, Zoom user and \
+             moto resources, for a before/after of the old route in the same moments;\n\
              - **direct list** and **connector list**: the same comparison for a catalogue list action, \
              `GET /v2/users/me/meetings?page_size=30` against `GET /connections/{{id}}/zoom/meetings?page_size=30` \
              (the query checked against Zoom's schema, the answer re-shaped behind a cursor).\n\n\
-             The simulator runs in the bench process; the connector and nginx each in their own process. \
+             The simulator runs in the bench process; nginx and each connector path in a process of its own \
+             (with its own connection and Zoom user), so no path queues behind another's requests. \
              A warm-up of 300 requests per path comes first (caches filled, connections open). The \
              connector's AWS endpoint is a counting proxy in front of moto: every request reaching moto \
              during the measured runs is counted.\n"
@@ -635,6 +659,9 @@ impl Report {
                 );
                 if let Some(note) = &o.result.nginx {
                     let _ = writeln!(out, "nginx reference: {note}.\n");
+                }
+                if let Some(binary) = &o.before_stack {
+                    let _ = writeln!(out, "connector (before): `{binary}`.\n");
                 }
             }
             Err(e) => {
@@ -853,7 +880,7 @@ impl Report {
         }
     }
 
-    fn render_packages(&self, out: &mut String) {
+    pub fn render_packages(&self, out: &mut String) {
         let _ = writeln!(out, "## Package size\n");
         match &self.packages {
             Ok(p) => {
