@@ -342,6 +342,38 @@ async fn a_byo_reconnect_without_stored_credentials_asks_for_the_secret(backend:
     repair_through_the_form(&stack, &id, "byo-lost", "lost-secret", Some(early)).await;
 }
 
+/// The record still says the connection is fine, so the reconnect goes to Zoom; the callback
+/// finds the stored client secret gone: a clear page (not a 500), the record says so, nothing
+/// else changes, and the next reconnect asks for the secret and repairs the connection.
+async fn a_byo_reconnect_whose_secret_vanished_unnoticed_says_so_then_repairs(backend: Backend) {
+    let stack = stack(backend).await;
+    let id = byo_connection(&stack, "byo-vanished", "vanished-secret").await;
+    let name = zoom_connector::domain::connection_secret_name(
+        &stack.connector.config.aws.secrets_prefix,
+        &id,
+    );
+    stack.connector.secrets.delete_secret(&name).await.unwrap();
+    assert_eq!(stack.connection(&id).await["status"], "active");
+    let s = stack.create_session(json!({ "connection_id": id })).await;
+    let result = stack
+        .run_flow(s["connect_url"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(result.status, 409, "{}", result.body);
+    assert_eq!(
+        result.error_code().as_deref(),
+        Some("credentials_missing"),
+        "{}",
+        result.body
+    );
+    assert!(result.body.contains("client secret"), "{}", result.body);
+    assert_eq!(
+        stack.connection(&id).await["last_error"]["code"],
+        "credentials_missing"
+    );
+    assert_eq!(connections(&stack).await.len(), 1);
+    repair_through_the_form(&stack, &id, "byo-vanished", "vanished-secret", None).await;
+}
+
 /// The secrets a BYO connect flow parks in the secret store: tracked from the moment they are
 /// written, removed (with their tracking) when the flow uses them, and deleted by the sweep once
 /// the session's lifetime is over when the flow was abandoned.
@@ -470,6 +502,7 @@ e2e_tests::on_both_backends!(
     the_callback_waits_for_a_refresh_in_flight,
     a_byo_reconnect_after_invalid_client_asks_for_the_new_secret,
     a_byo_reconnect_without_stored_credentials_asks_for_the_secret,
+    a_byo_reconnect_whose_secret_vanished_unnoticed_says_so_then_repairs,
 );
 
 e2e_tests::on_both_backends!(

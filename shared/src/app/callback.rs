@@ -37,6 +37,9 @@ pub enum CallbackErrorCode {
     /// in again meanwhile (another tab, a double click), and the newer sign-in is the one that
     /// counts (Zoom keeps only the newest grant of a user and app).
     AuthorizationSuperseded,
+    /// A BYO reconnect found the connection's stored client secret gone: the connection is
+    /// marked so (`credentials_missing`), and the next reconnect asks for the secret.
+    CredentialsMissing,
     ZoomUnavailable,
     ZoomError,
     /// Our storage was briefly unavailable (throttling, 5xx); retrying helps.
@@ -55,6 +58,7 @@ impl CallbackErrorCode {
             Self::RedirectUriMismatch => "redirect_uri_mismatch",
             Self::ReconnectUserMismatch => "reconnect_user_mismatch",
             Self::AuthorizationSuperseded => "authorization_superseded",
+            Self::CredentialsMissing => "credentials_missing",
             Self::ZoomUnavailable => "zoom_unavailable",
             Self::ZoomError => "zoom_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
@@ -78,7 +82,9 @@ impl CallbackErrorCode {
             Self::StateInvalid | Self::InvalidGrant | Self::RedirectUriMismatch => 400,
             Self::InvalidClient => 401,
             Self::AccessDenied | Self::AdminPreapprovalRequired => 403,
-            Self::ReconnectUserMismatch | Self::AuthorizationSuperseded => 409,
+            Self::ReconnectUserMismatch
+            | Self::AuthorizationSuperseded
+            | Self::CredentialsMissing => 409,
             // A 4xx like every failure page: the request failed because a request it depends
             // on (Zoom's, or our storage's) failed. The page says to retry.
             Self::ZoomUnavailable | Self::ZoomError | Self::TemporarilyUnavailable => 424,
@@ -283,7 +289,7 @@ impl Connector {
             tracing::error!(error = %e, "callback failed");
             CallbackErrorCode::for_own_failure(&e)
         };
-        let client = self.state_client(stored).await.map_err(internal)?;
+        let client = self.state_client(stored).await?;
         if !crate::deadline::leaves(CODE_EXCHANGE_BUDGET) {
             tracing::error!(
                 remaining_ms = crate::deadline::remaining().map(|d| d.as_millis() as u64),
@@ -380,14 +386,28 @@ impl Connector {
     }
 
     /// The OAuth client named by the state.
-    async fn state_client(&self, stored: &StoredState) -> Result<ClientCredentials, ApiError> {
+    async fn state_client(
+        &self,
+        stored: &StoredState,
+    ) -> Result<ClientCredentials, CallbackErrorCode> {
+        let own_failure = |e: ApiError| {
+            tracing::error!(error = %e, "callback failed");
+            CallbackErrorCode::for_own_failure(&e)
+        };
         match stored.auth_type {
-            AuthType::PlatformApp => Ok((*self.platform_app().await?).clone()),
+            AuthType::PlatformApp => Ok((*self.platform_app().await.map_err(own_failure)?).clone()),
             AuthType::ByoApp => match &stored.pending_secret {
                 Some(name) => {
-                    let secret = self.secrets.get_secret(name).await?.ok_or_else(|| {
-                        ApiError::internal("the BYO client secret of this attempt is gone")
-                    })?;
+                    let secret = self
+                        .secrets
+                        .get_secret(name)
+                        .await
+                        .map_err(|e| own_failure(e.into()))?
+                        .ok_or_else(|| {
+                            own_failure(ApiError::internal(
+                                "the BYO client secret of this attempt is gone",
+                            ))
+                        })?;
                     Ok(ClientCredentials {
                         client_id: stored.client_id.clone(),
                         client_secret: secret,
@@ -395,7 +415,19 @@ impl Connector {
                 }
                 None => {
                     let id = stored.connection_id.as_deref().unwrap_or_default();
-                    self.connection_client(id).await
+                    match self.connection_client(id).await {
+                        // A BYO reconnect of a connection whose stored app credentials went
+                        // away unnoticed (its record still said they were fine): say so on
+                        // the record, so the next reconnect asks for the secret.
+                        Err(e) if e.code == ErrorCode::ConnectionRevoked => {
+                            let record = self.store.get_connection(id).await;
+                            if let Ok(Some(record)) = record {
+                                self.credentials_missing(&record).await;
+                            }
+                            Err(CallbackErrorCode::CredentialsMissing)
+                        }
+                        other => other.map_err(own_failure),
+                    }
                 }
             },
         }

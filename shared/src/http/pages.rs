@@ -153,6 +153,11 @@ fn error_text(code: CallbackErrorCode) -> (&'static str, String) {
             "<p>You signed in to Zoom again meanwhile (in another window, or by pressing twice). Zoom keeps only the newest sign-in, and that one completes the connection.</p>\
 <p>Close this window. If the other window did not report success, connect again.</p>".into(),
         ),
+        CallbackErrorCode::CredentialsMissing => (
+            "This connection's saved app credentials are gone",
+            "<p>The client secret saved for this connection's Zoom app is missing, so the reconnect could not finish. Nothing was changed.</p>\
+<p>Start reconnecting again from the app: you will be asked for your Zoom app's client secret (App credentials in the Zoom App Marketplace).</p>".into(),
+        ),
         CallbackErrorCode::RedirectUriMismatch => (
             "The app's redirect URL does not match",
             "<p>Zoom refused the redirect URL. In your Zoom app, add this connector's callback URL to <strong>Redirect URL for OAuth</strong> and to the <strong>OAuth allow list</strong>, then connect again.</p>".into(),

@@ -464,7 +464,7 @@ impl Connector {
     /// A usable record whose secret is gone: nothing can refresh or act for it any more.
     /// Marked `revoked` (out of the sweep's index) unless the record changed meanwhile, which
     /// means a reconnect, deauthorization or deletion is under way and decides instead.
-    async fn credentials_missing(&self, seen: &ConnectionRecord) -> ApiError {
+    pub(crate) async fn credentials_missing(&self, seen: &ConnectionRecord) -> ApiError {
         let id = seen.id.as_str();
         self.tokens.forget(id);
         let now = self.now();

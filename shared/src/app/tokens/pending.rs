@@ -6,7 +6,8 @@
 //! the table, a row among the local store's items) before the refresh lease is released:
 //! - sealed with AES-256-GCM ([`crate::sealed`]) under a data key that the operator's master
 //!   key wraps (KMS `GenerateDataKey`/`Decrypt` on `PENDING_TOKENS_KEY_ID`, the local key file
-//!   in the local stack): one `GenerateDataKey` per process, one `Decrypt` per wrapped key a
+//!   in the local stack): one `GenerateDataKey` per process and hour it seals in (a new data key
+//!   after [`DATA_KEY_LIFETIME`] or 2^20 copies), one `Decrypt` per wrapped key a
 //!   process meets. The connection id and `base` are the associated data, so a copy does not
 //!   open on another record. Only principals allowed `kms:Decrypt` on that key can read it,
 //!   whatever they may read in the table;
@@ -41,6 +42,13 @@ pub use sealing::SealingKeys;
 
 /// The KMS encryption context (`purpose`) of the data keys that seal pending copies.
 pub const DATA_KEY_CONTEXT: &str = "zoom-connector/pending-tokens";
+
+/// A process seals with one data key for at most this long...
+pub const DATA_KEY_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// ...and for at most this many copies (AES-GCM with random 96-bit nonces stays far inside
+/// its safety margin of 2^32 messages per key).
+const DATA_KEY_MAX_SEALS: u64 = 1 << 20;
 
 /// A process tries to move a connection's pending copy to Secrets Manager at most this often.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -188,10 +196,17 @@ impl Connector {
     }
 
     /// This process's data key (generated once, on first use).
+    /// The data key to seal the next copy with: this process's current one, or a new one
+    /// when there is none yet or it is past its lifetime or seal count. Keys it retired stay
+    /// among the opened ones, so its older copies open without KMS.
     async fn own_data_key(&self) -> Result<Arc<(KeyBytes, String)>, StoreError> {
         let mut own = self.sealing.own.lock().await;
-        if let Some(key) = own.as_ref() {
-            return Ok(key.clone());
+        if let Some(current) = own.as_mut()
+            && current.made_at.elapsed() < DATA_KEY_LIFETIME
+            && current.seals < DATA_KEY_MAX_SEALS
+        {
+            current.seals += 1;
+            return Ok(current.key.clone());
         }
         let generated = self.data_keys.generate(DATA_KEY_CONTEXT).await?;
         let wrapped = B64.encode(&generated.wrapped);
@@ -199,7 +214,11 @@ impl Connector {
             opened.insert(wrapped.clone(), Arc::new(generated.plaintext.clone()));
         }
         let key = Arc::new((generated.plaintext, wrapped));
-        *own = Some(key.clone());
+        *own = Some(sealing::OwnKey {
+            key: key.clone(),
+            made_at: Instant::now(),
+            seals: 1,
+        });
         Ok(key)
     }
 
@@ -474,5 +493,43 @@ impl Connector {
         .await;
         self.release_lease(id, lease).await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> ConnectionSecret {
+        serde_json::from_value(serde_json::json!({
+            "access_token": "a", "refresh_token": "r", "expires_at": "2026-12-07T00:00:00Z",
+            "auth_type": "platform_app", "client_id": "c"
+        }))
+        .expect("a connection secret")
+    }
+
+    /// A long-lived process does not seal with one data key forever: after its lifetime a new
+    /// key is made, and copies sealed under the old one still open.
+    #[tokio::test(start_paused = true)]
+    async fn the_sealing_data_key_is_replaced_after_its_lifetime() {
+        let (connector, _dir) = crate::wiring::test_connector(&[]);
+        let first = connector
+            .seal_pending("c1", "base", &secret())
+            .await
+            .unwrap();
+        let again = connector
+            .seal_pending("c2", "base", &secret())
+            .await
+            .unwrap();
+        assert_eq!(first["key"], again["key"], "one key within its lifetime");
+        tokio::time::advance(DATA_KEY_LIFETIME + Duration::from_secs(1)).await;
+        let later = connector
+            .seal_pending("c1", "base", &secret())
+            .await
+            .unwrap();
+        assert_ne!(first["key"], later["key"], "a new key after its lifetime");
+        let opened = connector.sealing.opened.lock().unwrap();
+        assert!(opened.contains_key(first["key"].as_str().unwrap()));
+        assert!(opened.contains_key(later["key"].as_str().unwrap()));
     }
 }

@@ -12,8 +12,16 @@ use crate::ports::KeyBytes;
 /// it has unwrapped, when it last tried to move a copy, whether token writes fail.
 #[derive(Default)]
 pub struct SealingKeys {
-    pub(super) own: tokio::sync::Mutex<Option<Arc<(KeyBytes, String)>>>,
+    pub(super) own: tokio::sync::Mutex<Option<OwnKey>>,
     pub(super) opened: Mutex<HashMap<String, Arc<KeyBytes>>>,
     pub(super) flushes: Mutex<HashMap<String, Instant>>,
     pub(super) secret_failed_at: Mutex<Option<Instant>>,
+}
+
+/// The data key this process seals with (plaintext, wrapped as stored beside each copy), when
+/// it was made and how many copies it sealed: it is replaced when either grows too large.
+pub(super) struct OwnKey {
+    pub(super) key: Arc<(KeyBytes, String)>,
+    pub(super) made_at: Instant,
+    pub(super) seals: u64,
 }
