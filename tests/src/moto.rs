@@ -11,20 +11,22 @@ use std::sync::{Mutex, OnceLock};
 ///
 /// moto's server is threaded and does not make a condition check and its write one atomic step
 /// the way DynamoDB does per item (two concurrent conditional creates can both win). Requests
-/// to DynamoDB and Secrets Manager are therefore served one at a time; the race logic itself is
-/// proven on the local store and with unit fakes. SQS and EventBridge stay concurrent (a long
-/// poll must not hold the others up).
+/// to DynamoDB are therefore served one at a time, and so are those to Secrets Manager (its
+/// version stages), each service under its own lock: a condition never spans the two. The
+/// race logic itself is proven on the local store and with unit fakes. SQS, EventBridge and
+/// KMS stay concurrent (a long poll must not hold the others up).
 const SERVER: &str = r#"
 import sys, threading
 from werkzeug.serving import make_server
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
 app = DomainDispatcherApplication(create_backend_app)
-lock = threading.Lock()
+locks = {"DynamoDB": threading.Lock(), "secretsmanager": threading.Lock()}
 
 def serialized(environ, start_response):
-    target = environ.get("HTTP_X_AMZ_TARGET", "")
-    if target.startswith("DynamoDB") or target.startswith("secretsmanager"):
+    service = environ.get("HTTP_X_AMZ_TARGET", "").split("_", 1)[0].split(".", 1)[0]
+    lock = locks.get(service)
+    if lock is not None:
         with lock:
             return list(app(environ, start_response))
     return app(environ, start_response)
