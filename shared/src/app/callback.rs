@@ -93,6 +93,12 @@ impl CallbackErrorCode {
     }
 }
 
+/// Logs a failure of our own storage or configuration and names its page code.
+fn own_failure(e: ApiError) -> CallbackErrorCode {
+    tracing::error!(error = %e, "callback failed");
+    CallbackErrorCode::for_own_failure(&e)
+}
+
 /// What the result page (or the `return_url` redirect) reports.
 #[derive(Debug, Clone)]
 pub struct CallbackOutcome {
@@ -285,10 +291,6 @@ impl Connector {
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 2048)
             .ok_or(CallbackErrorCode::StateInvalid)?;
-        let internal = |e: ApiError| {
-            tracing::error!(error = %e, "callback failed");
-            CallbackErrorCode::for_own_failure(&e)
-        };
         let client = self.state_client(stored).await?;
         if !crate::deadline::leaves(CODE_EXCHANGE_BUDGET) {
             tracing::error!(
@@ -362,7 +364,7 @@ impl Connector {
             );
             return Err(CallbackErrorCode::TemporarilyUnavailable);
         };
-        info.map_err(internal)
+        info.map_err(own_failure)
     }
 
     /// Moves the pending webhook token of a successful BYO connection to the app's secret. A
@@ -390,10 +392,6 @@ impl Connector {
         &self,
         stored: &StoredState,
     ) -> Result<ClientCredentials, CallbackErrorCode> {
-        let own_failure = |e: ApiError| {
-            tracing::error!(error = %e, "callback failed");
-            CallbackErrorCode::for_own_failure(&e)
-        };
         match stored.auth_type {
             AuthType::PlatformApp => Ok((*self.platform_app().await.map_err(own_failure)?).clone()),
             AuthType::ByoApp => match &stored.pending_secret {
