@@ -300,6 +300,60 @@ async fn items_suite(store: Arc<dyn ConnectionStore>) {
         1,
         "single use"
     );
+    swept_items_follow_a_replaced_expiry(&*store, now).await;
+}
+
+/// A swept kind's item found by its expiry: a replace that moves the expiry moves it in the
+/// sweep's view too, and one without an expiry takes it out of that view.
+async fn swept_items_follow_a_replaced_expiry(store: &dyn ConnectionStore, now: i64) {
+    let kind = ItemKind::PendingSecret;
+    let key = format!("moved-{now}");
+    let v = serde_json::json!({ "x": 1 });
+    let key = key.as_str();
+    assert!(
+        store
+            .create_item(kind, key, &v, Some(now + 10), now)
+            .await
+            .unwrap()
+    );
+    let version = || async move {
+        store
+            .get_item(kind, key, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+    };
+    let expired_by = |at: i64| async move {
+        store
+            .expired_items(kind, at, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|(k, _)| k == key)
+    };
+    assert!(expired_by(now + 20).await, "found once past its expiry");
+    assert!(
+        store
+            .replace_item(kind, key, &v, Some(now + 100), version().await)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !expired_by(now + 20).await,
+        "not expired at its old expiry any more"
+    );
+    assert!(expired_by(now + 200).await, "found past its new expiry");
+    assert!(
+        store
+            .replace_item(kind, key, &v, None, version().await)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !expired_by(now + 200).await,
+        "without an expiry it is never due"
+    );
 }
 
 /// Every page of a listing, `page` at a time, following the last id as the service does.

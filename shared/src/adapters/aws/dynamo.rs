@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::dynamo_items::*;
@@ -166,26 +167,10 @@ impl ConnectionStore for DynamoConnectionStore {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now));
-        let update = match expires_at {
-            Some(exp) if kind.is_swept() => update
-                .update_expression(
-                    "SET #value = :value, #version = if_not_exists(#version, :zero) + :one, expires_at = :exp, #ttl = :ttl, refresh_shard = :shard, next_refresh_at = :exp",
-                )
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":exp", n(exp))
-                .expression_attribute_values(":ttl", n(exp + SWEPT_ITEM_GRACE_SECS))
-                .expression_attribute_values(":shard", s(expiry_shard(kind))),
-            Some(exp) => update
-                .update_expression(
-                    "SET #value = :value, #version = if_not_exists(#version, :zero) + :one, expires_at = :exp, #ttl = :exp",
-                )
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":exp", n(exp)),
-            None => update.update_expression(
-                "SET #value = :value, #version = if_not_exists(#version, :zero) + :one REMOVE expires_at, #ttl",
-            )
-            .expression_attribute_names("#ttl", "ttl"),
-        };
+        let (update, expiry) = with_expiry(update, kind, expires_at);
+        let update = update.update_expression(format!(
+            "SET #value = :value, #version = if_not_exists(#version, :zero) + :one{expiry}"
+        ));
         conditional(update.send().await)
     }
 
@@ -200,15 +185,12 @@ impl ConnectionStore for DynamoConnectionStore {
         let update = self
             .item_update(kind, key, value)
             .condition_expression("#version = :expected")
-            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":expected", n(expected))
             .expression_attribute_values(":one", n(1));
-        let update = match expires_at {
-            Some(exp) => update
-                .update_expression("SET #value = :value, #version = #version + :one, expires_at = :exp, #ttl = :exp")
-                .expression_attribute_values(":exp", n(exp)),
-            None => update.update_expression("SET #value = :value, #version = #version + :one REMOVE expires_at, #ttl"),
-        };
+        let (update, expiry) = with_expiry(update, kind, expires_at);
+        let update = update.update_expression(format!(
+            "SET #value = :value, #version = #version + :one{expiry}"
+        ));
         conditional(update.send().await)
     }
 
@@ -333,7 +315,7 @@ impl DynamoConnectionStore {
         kind: ItemKind,
         key: &str,
         value: &serde_json::Value,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    ) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -353,5 +335,35 @@ fn conditional<O, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>
         Ok(_) => Ok(true),
         Err(e) if is_condition_failure(&e) => Ok(false),
         Err(e) => Err(classify("UpdateItem", &e)),
+    }
+}
+
+/// The expiry part of an item write (after its `SET` of value and version), with its values:
+/// `expires_at` and the TTL attribute; for a swept kind also its place in the sweep's index
+/// (`refresh_shard` + `next_refresh_at`) and a TTL [`SWEPT_ITEM_GRACE_SECS`] later. Without an
+/// expiry all of them are removed.
+fn with_expiry(
+    update: UpdateItemFluentBuilder,
+    kind: ItemKind,
+    expires_at: Option<i64>,
+) -> (UpdateItemFluentBuilder, &'static str) {
+    let update = update.expression_attribute_names("#ttl", "ttl");
+    match expires_at {
+        Some(exp) if kind.is_swept() => (
+            update
+                .expression_attribute_values(":exp", n(exp))
+                .expression_attribute_values(":ttl", n(exp + SWEPT_ITEM_GRACE_SECS))
+                .expression_attribute_values(":shard", s(expiry_shard(kind))),
+            ", expires_at = :exp, #ttl = :ttl, refresh_shard = :shard, next_refresh_at = :exp",
+        ),
+        Some(exp) => (
+            update.expression_attribute_values(":exp", n(exp)),
+            ", expires_at = :exp, #ttl = :exp",
+        ),
+        None if kind.is_swept() => (
+            update,
+            " REMOVE expires_at, #ttl, refresh_shard, next_refresh_at",
+        ),
+        None => (update, " REMOVE expires_at, #ttl"),
     }
 }
