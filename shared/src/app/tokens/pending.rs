@@ -195,7 +195,6 @@ impl Connector {
         Ok(key)
     }
 
-    /// This process's data key (generated once, on first use).
     /// The data key to seal the next copy with: this process's current one, or a new one
     /// when there is none yet or it is past its lifetime or seal count. Keys it retired stay
     /// among the opened ones, so its older copies open without KMS.
