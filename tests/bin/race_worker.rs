@@ -23,13 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use e2e_tests::fakes::{BeforeSecretWrite, HookedSecrets, SecretWrite};
 use zoom_connector::adapters::local::LocalStore;
 use zoom_connector::app::actions::ZoomCall;
 use zoom_connector::app::tokens::TokenNeed;
 use zoom_connector::app::{Connector, events};
 use zoom_connector::config::Config;
-use zoom_connector::ports::{EventBus, SecretStore, StoreResult};
-use zoom_connector::secret::SecretString;
+use zoom_connector::ports::{EventBus, StoreResult};
 
 #[tokio::main]
 async fn main() {
@@ -61,7 +61,10 @@ async fn connector() -> Connector {
     };
     match std::env::var("RACE_HANG_AT").as_deref() {
         Ok("token_write") => {
-            connector.secrets = Arc::new(HangBeforeTokenWrite(connector.secrets.clone()));
+            connector.secrets = Arc::new(HookedSecrets {
+                inner: connector.secrets.clone(),
+                hook: HangBeforeTokenWrite,
+            });
         }
         Ok("meeting_published") => {
             connector.bus = Arc::new(HangBeforeMeetingPublished(connector.bus.clone()));
@@ -79,29 +82,15 @@ async fn hang(point: &str) {
 }
 
 /// Stops before a connection's tokens are written (other secrets pass).
-struct HangBeforeTokenWrite(Arc<dyn SecretStore>);
+struct HangBeforeTokenWrite;
 
 #[async_trait]
-impl SecretStore for HangBeforeTokenWrite {
-    async fn get_secret(&self, name: &str) -> StoreResult<Option<SecretString>> {
-        self.0.get_secret(name).await
-    }
-    async fn put_secret(&self, name: &str, value: &SecretString, token: &str) -> StoreResult<()> {
-        self.0.put_secret(name, value, token).await
-    }
-    async fn update_secret(
-        &self,
-        name: &str,
-        value: &SecretString,
-        token: &str,
-    ) -> StoreResult<bool> {
-        if name.contains("/connections/") {
+impl BeforeSecretWrite for HangBeforeTokenWrite {
+    async fn before(&self, name: &str, write: SecretWrite) -> StoreResult<()> {
+        if write == SecretWrite::Update && name.contains("/connections/") {
             hang("token_write").await;
         }
-        self.0.update_secret(name, value, token).await
-    }
-    async fn delete_secret(&self, name: &str) -> StoreResult<()> {
-        self.0.delete_secret(name).await
+        Ok(())
     }
 }
 

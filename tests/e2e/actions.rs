@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::answer::Answer;
+use e2e_tests::catalogue::zoom_calls;
+use e2e_tests::contract::check_contract;
 use e2e_tests::fakes::ShortApiTimeout;
 use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for};
 use futures::future::join_all;
@@ -19,9 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zoom_connector::app::Connector;
 use zoom_connector::config::Config;
 use zoom_connector::domain::ConnectionStatus;
-use zoom_sim::contract::{
-    load_zoom_openapi, match_path_template, openapi_request_schema, openapi_response_schema,
-};
 use zoom_sim::{Fault, FaultTarget, RecordedRequest, SimRecording, ZoomSim};
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -46,15 +45,8 @@ fn zoom_path(id: &str, rest: &str) -> String {
 }
 
 /// The requests the simulator received under `/v2` (Zoom's REST API).
-fn api_requests(sim: &ZoomSim) -> Vec<RecordedRequest> {
-    sim.requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/v2/"))
-        .collect()
-}
-
 fn api_requests_to(sim: &ZoomSim, method: &str, path: &str) -> Vec<RecordedRequest> {
-    api_requests(sim)
+    zoom_calls(sim)
         .into_iter()
         .filter(|r| r.method == method && r.path == path)
         .collect()
@@ -97,103 +89,6 @@ async fn create_meeting(stack: &TestStack, id: &str, topic: &str) -> Value {
     .await;
     assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
     a.json()
-}
-
-/// Validates every request the connector sent to Zoom's REST API and every answer it got
-/// against Zoom's OpenAPI description: the operation exists, the query names declared
-/// parameters, a JSON body matches the request schema (with `Content-Type: application/json`
-/// and a bearer token), and each answer matches the response schema of its status. Returns how
-/// many requests were checked.
-fn check_contract(sim: &ZoomSim) -> usize {
-    let spec = load_zoom_openapi();
-    let mut failures = Vec::new();
-    let requests = api_requests(sim);
-    for r in &requests {
-        let what = format!("{} {}?{}", r.method, r.path, r.query);
-        let Some(template) = match_path_template(&spec, &r.path) else {
-            failures.push(format!("{what}: not in Zoom's description"));
-            continue;
-        };
-        let method = r.method.to_ascii_lowercase();
-        let Some(operation) = spec["paths"][&template].get(&method) else {
-            failures.push(format!("{what}: {template} has no {method}"));
-            continue;
-        };
-        if !r
-            .header("authorization")
-            .is_some_and(|a| a.starts_with("Bearer ") && a.len() > "Bearer ".len())
-        {
-            failures.push(format!("{what}: no bearer token"));
-        }
-        let declared: HashSet<&str> = operation["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["in"] == "query")
-            .filter_map(|p| p["name"].as_str())
-            .collect();
-        for (name, _) in url::form_urlencoded::parse(r.query.as_bytes()) {
-            if !declared.contains(name.as_ref()) {
-                failures.push(format!("{what}: undeclared query parameter {name}"));
-            }
-        }
-        match openapi_request_schema(&spec, &template, &method) {
-            Some(schema) if !r.body.is_empty() => {
-                if !r
-                    .header("content-type")
-                    .is_some_and(|c| c.starts_with("application/json"))
-                {
-                    failures.push(format!("{what}: JSON body without application/json"));
-                }
-                match serde_json::from_slice::<Value>(&r.body) {
-                    // Formats are not checked on requests: Zoom's schema calls `start_time` a
-                    // date-time, but Zoom also takes local times without `Z` (ZOOM.md).
-                    Ok(body) => failures.extend(schema_errors(&schema, &body, false, &what)),
-                    Err(e) => failures.push(format!("{what}: body is not JSON: {e}")),
-                }
-            }
-            Some(_) if operation["requestBody"]["required"] == true => {
-                failures.push(format!("{what}: required body missing"));
-            }
-            None if !r.body.is_empty() => {
-                failures.push(format!("{what}: body sent to an operation without one"));
-            }
-            _ => {}
-        }
-        if r.status >= 200 && r.status < 300 {
-            match openapi_response_schema(&spec, &template, &method, r.status) {
-                Some(schema) => match serde_json::from_slice::<Value>(&r.response_body) {
-                    Ok(body) => failures.extend(schema_errors(&schema, &body, true, &what)),
-                    Err(e) => failures.push(format!("{what}: answer is not JSON: {e}")),
-                },
-                None => {
-                    if operation["responses"].get(r.status.to_string()).is_none() {
-                        failures.push(format!("{what}: undocumented status {}", r.status));
-                    }
-                    if !r.response_body.is_empty() {
-                        failures.push(format!("{what}: {} answer has a body", r.status));
-                    }
-                }
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "contract violations:\n{}",
-        failures.join("\n")
-    );
-    requests.len()
-}
-
-fn schema_errors(schema: &Value, body: &Value, formats: bool, what: &str) -> Vec<String> {
-    let validator = jsonschema::draft4::options()
-        .should_validate_formats(formats)
-        .build(schema)
-        .expect("Zoom's schema compiles");
-    validator
-        .iter_errors(body)
-        .map(|e| format!("{what}: {} at {}", e.masked(), e.instance_path()))
-        .collect()
 }
 
 /// A raw HTTP/1.1 request, so paths reach the server exactly as written (HTTP clients
@@ -290,11 +185,11 @@ async fn get_me_passes_zooms_user() {
         Some(format!("Bearer {}", access_token(&stack, &id).await).as_str())
     );
     // Unknown connections are ours to answer, without a call to Zoom.
-    let before = api_requests(&stack.sim).len();
+    let before = zoom_calls(&stack.sim).len();
     call(&stack, Method::GET, &zoom_path("conn_missing", "/me"), None)
         .await
         .problem(404, "connection_not_found");
-    assert_eq!(api_requests(&stack.sim).len(), before);
+    assert_eq!(zoom_calls(&stack.sim).len(), before);
     // The API key is required.
     let r = stack
         .http
@@ -407,7 +302,7 @@ async fn update_livestream_answers_204() {
     );
 
     // A missing required field is ours to refuse, naming it.
-    let before = api_requests(&stack.sim).len();
+    let before = zoom_calls(&stack.sim).len();
     let doc = call(
         &stack,
         Method::PATCH,
@@ -421,7 +316,7 @@ async fn update_livestream_answers_204() {
         "{doc}"
     );
     assert_eq!(doc["errors"][0]["field"], "page_url", "{doc}");
-    assert_eq!(api_requests(&stack.sim).len(), before);
+    assert_eq!(zoom_calls(&stack.sim).len(), before);
     check_contract(&stack.sim);
 }
 
@@ -505,7 +400,7 @@ async fn meeting_recordings_by_id_and_by_uuids_that_need_double_encoding() {
         assert_eq!(a.json()["uuid"], uuid);
     }
     // What Zoom saw: double encoding exactly where it is needed.
-    let paths: Vec<String> = api_requests(&stack.sim)
+    let paths: Vec<String> = zoom_calls(&stack.sim)
         .into_iter()
         .filter(|r| r.path.ends_with("/recordings") && r.path.starts_with("/v2/meetings/"))
         .map(|r| r.path)
@@ -638,7 +533,7 @@ e2e_tests::on_both_backends!(recordings_walk_every_window_and_page_once_local, r
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn recordings_query_is_validated() {
     let (stack, id) = connected(Backend::Local).await;
-    let baseline = api_requests(&stack.sim).len();
+    let baseline = zoom_calls(&stack.sim).len();
     let cases = [
         ("/recordings?from=2026-13-01&to=2026-12-31", "from"),
         ("/recordings?from=2026-01-01&to=yesterday", "to"),
@@ -658,7 +553,7 @@ async fn recordings_query_is_validated() {
         );
     }
     assert_eq!(
-        api_requests(&stack.sim).len(),
+        zoom_calls(&stack.sim).len(),
         baseline,
         "nothing sent to Zoom"
     );
@@ -873,7 +768,7 @@ async fn contract_check_catches_off_contract_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxy_refuses_paths_that_climb_out_of_the_api_base() {
     let (stack, id) = connected(Backend::Local).await;
-    let baseline = api_requests(&stack.sim).len();
+    let baseline = zoom_calls(&stack.sim).len();
     let base = format!("/connections/{id}/proxy");
     let targets = [
         format!("{base}/../../oauth/token"),
@@ -901,10 +796,10 @@ async fn proxy_refuses_paths_that_climb_out_of_the_api_base() {
         }
     }
     assert_eq!(
-        api_requests(&stack.sim).len(),
+        zoom_calls(&stack.sim).len(),
         baseline,
         "nothing may reach Zoom: {:?}",
-        api_requests(&stack.sim)[baseline..]
+        zoom_calls(&stack.sim)[baseline..]
             .iter()
             .map(|r| &r.path)
             .collect::<Vec<_>>()
@@ -917,7 +812,7 @@ async fn proxy_refuses_paths_that_climb_out_of_the_api_base() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bodies_over_one_megabyte_are_refused() {
     let (stack, id) = connected(Backend::Local).await;
-    let baseline = api_requests(&stack.sim).len();
+    let baseline = zoom_calls(&stack.sim).len();
     let big = json!({ "topic": "big", "agenda": "x".repeat(1024 * 1024 + 10) });
     call(
         &stack,
@@ -951,7 +846,7 @@ async fn bodies_over_one_megabyte_are_refused() {
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("payload_too_large"), "{text}");
     assert_eq!(
-        api_requests(&stack.sim).len(),
+        zoom_calls(&stack.sim).len(),
         baseline,
         "nothing sent to Zoom"
     );
@@ -1128,7 +1023,7 @@ async fn rate_limits_become_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn server_errors_retry_safe_calls_only() {
     let (stack, id) = connected(Backend::Local).await;
-    let baseline = api_requests(&stack.sim).len();
+    let baseline = zoom_calls(&stack.sim).len();
     // GET: one 503, then success on the retry.
     stack.sim.inject(Fault::Status {
         target: FaultTarget::Api,
@@ -1137,7 +1032,7 @@ async fn server_errors_retry_safe_calls_only() {
     });
     let a = call(&stack, Method::GET, &zoom_path(&id, "/me"), None).await;
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
-    let statuses: Vec<u16> = api_requests(&stack.sim)[baseline..]
+    let statuses: Vec<u16> = zoom_calls(&stack.sim)[baseline..]
         .iter()
         .map(|r| r.status)
         .collect();
@@ -1149,11 +1044,11 @@ async fn server_errors_retry_safe_calls_only() {
         status: 500,
         times: None,
     });
-    let before = api_requests(&stack.sim).len();
+    let before = zoom_calls(&stack.sim).len();
     call(&stack, Method::GET, &zoom_path(&id, "/me"), None)
         .await
         .problem(502, "zoom_unavailable");
-    let attempts = api_requests(&stack.sim).len() - before;
+    let attempts = zoom_calls(&stack.sim).len() - before;
     assert!((2..=3).contains(&attempts), "{attempts} attempts");
     stack.sim.clear_faults();
 
@@ -1242,11 +1137,11 @@ async fn zoom_timeouts_answer_504() {
         target: FaultTarget::Api,
         times: None,
     });
-    let before = api_requests(&stack.sim).len();
+    let before = zoom_calls(&stack.sim).len();
     send(Method::GET, zoom_path(&id, "/me"), None)
         .await
         .problem(504, "zoom_unavailable");
-    let attempts = api_requests(&stack.sim).len() - before;
+    let attempts = zoom_calls(&stack.sim).len() - before;
     assert!((1..=3).contains(&attempts), "{attempts} attempts");
     // And through the proxy.
     let a = send(
@@ -1290,7 +1185,7 @@ async fn unusable_connections_answer_409() {
             .await
             .unwrap()
             .expect("record exists");
-        let before = api_requests(&stack.sim).len();
+        let before = zoom_calls(&stack.sim).len();
         for (method, path, body) in [
             (Method::GET, zoom_path(id, "/me"), None),
             (
@@ -1307,11 +1202,7 @@ async fn unusable_connections_answer_409() {
         ] {
             call(&stack, method, &path, body).await.problem(409, code);
         }
-        assert_eq!(
-            api_requests(&stack.sim).len(),
-            before,
-            "nothing sent to Zoom"
-        );
+        assert_eq!(zoom_calls(&stack.sim).len(), before, "nothing sent to Zoom");
     }
 
     // A warm connection whose tokens Zoom revoked: the refresh is refused, 409 needs_reauth.
@@ -1337,7 +1228,7 @@ async fn unusable_connections_answer_409() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn meeting_bodies_are_validated_against_zooms_schema() {
     let (stack, id) = connected(Backend::Local).await;
-    let baseline = api_requests(&stack.sim).len();
+    let baseline = zoom_calls(&stack.sim).len();
     let cases = [
         (json!({ "topic": 5 }), "topic"),
         (json!({ "topic": "t", "duration": "long" }), "duration"),
@@ -1422,7 +1313,7 @@ async fn meeting_bodies_are_validated_against_zooms_schema() {
         .unwrap();
     Answer::of(r).await.problem(400, "validation_failed");
     assert_eq!(
-        api_requests(&stack.sim).len(),
+        zoom_calls(&stack.sim).len(),
         baseline,
         "nothing invalid reached Zoom"
     );

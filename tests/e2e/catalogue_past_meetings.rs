@@ -6,9 +6,10 @@
 use std::collections::HashSet;
 
 use e2e_tests::catalogue::{
-    ALL_SCOPES, act, check_contract, connect_user_with_scopes, cursor_expires, encode,
-    last_zoom_call, ok, passed_through, refused_before_zoom, scope_missing, walk,
+    ALL_SCOPES, act, connect_user_with_scopes, cursor_expires, encode, last_zoom_call, ok,
+    passed_through, refused_before_zoom, scope_missing, walk,
 };
+use e2e_tests::contract::check_contract;
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
 use reqwest::Method;
 use serde_json::json;

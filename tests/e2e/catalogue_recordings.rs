@@ -4,9 +4,10 @@
 //! double-encoded toward Zoom, Zoom's errors, bad input refused before any call.
 
 use e2e_tests::catalogue::{
-    ALL_SCOPES, act, check_contract, connect_user_with_scopes, encode, last_zoom_call, ok,
-    passed_through, query_pairs, refused_before_zoom, scope_missing,
+    ALL_SCOPES, act, connect_user_with_scopes, encode, last_zoom_call, ok, passed_through,
+    query_pairs, refused_before_zoom, scope_missing,
 };
+use e2e_tests::contract::check_contract;
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
 use reqwest::Method;
 use serde_json::Value;

@@ -5,9 +5,10 @@
 use std::collections::HashSet;
 
 use e2e_tests::catalogue::{
-    act, act_once, check_contract, connect_user_with_scopes, cursor_expires, ok, passed_through,
+    act, act_once, connect_user_with_scopes, cursor_expires, ok, passed_through,
     refused_before_zoom, scope_missing, walk, zoom_calls,
 };
+use e2e_tests::contract::check_contract;
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
 use reqwest::Method;
 use serde_json::{Value, json};

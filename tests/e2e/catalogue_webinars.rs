@@ -6,9 +6,10 @@
 use std::collections::HashSet;
 
 use e2e_tests::catalogue::{
-    ALL_SCOPES, act, act_once, connect_user_with_scopes, contract_violations, cursor_expires, ok,
-    passed_through, refused_before_zoom, scope_missing, walk, zoom_calls,
+    ALL_SCOPES, act, act_once, connect_user_with_scopes, cursor_expires, ok, passed_through,
+    refused_before_zoom, scope_missing, walk, zoom_calls,
 };
+use e2e_tests::contract::contract_violations;
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
 use reqwest::Method;
 use serde_json::{Value, json};

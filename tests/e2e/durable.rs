@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use e2e_tests::fakes::{AheadClock, BeforeSecretWrite, HookedSecrets, SecretWrite};
 use e2e_tests::faultproxy::{AwsFault, FaultProxy};
 use e2e_tests::stack::{Backend, Served, StackOptions, TestStack, ports_for, serve};
 use futures::future::join_all;
@@ -26,8 +27,7 @@ use zoom_connector::app::tokens::TokenNeed;
 use zoom_connector::app::tokens::pending::{PENDING_RECHECK_SECS, SECRET_WRITE_BUDGET};
 use zoom_connector::domain::ConnectionStatus;
 use zoom_connector::domain::error::StoreError;
-use zoom_connector::ports::{Clock, ItemKind, SecretStore, StoreResult};
-use zoom_connector::secret::SecretString;
+use zoom_connector::ports::{ItemKind, StoreResult};
 
 e2e_tests::on_both_backends!(
     durable_local, durable_aws;
@@ -44,36 +44,16 @@ const OUTAGE: Duration = Duration::from_secs(180);
 const OUTAGE_MAX: Duration = Duration::from_secs(600);
 const TOKEN_TTL_SECS: u64 = 310;
 
-/// The local store's secrets, refusing writes while `down` is set.
-struct RefusingWrites {
-    inner: Arc<dyn SecretStore>,
-    down: Arc<AtomicBool>,
-}
+/// The local store's secret writes refused while the flag is set.
+struct RefuseWhileDown(Arc<AtomicBool>);
 
 #[async_trait::async_trait]
-impl SecretStore for RefusingWrites {
-    async fn get_secret(&self, name: &str) -> StoreResult<Option<SecretString>> {
-        self.inner.get_secret(name).await
-    }
-    async fn put_secret(&self, name: &str, value: &SecretString, token: &str) -> StoreResult<()> {
-        if self.down.load(Ordering::SeqCst) {
+impl BeforeSecretWrite for RefuseWhileDown {
+    async fn before(&self, _name: &str, _write: SecretWrite) -> StoreResult<()> {
+        if self.0.load(Ordering::SeqCst) {
             return Err(StoreError::Transient("ServiceUnavailable (test)".into()));
         }
-        self.inner.put_secret(name, value, token).await
-    }
-    async fn update_secret(
-        &self,
-        name: &str,
-        value: &SecretString,
-        token: &str,
-    ) -> StoreResult<bool> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::Transient("ServiceUnavailable (test)".into()));
-        }
-        self.inner.update_secret(name, value, token).await
-    }
-    async fn delete_secret(&self, name: &str) -> StoreResult<()> {
-        self.inner.delete_secret(name).await
+        Ok(())
     }
 }
 
@@ -104,15 +84,6 @@ impl Outage {
     }
 }
 
-/// Clock of a container whose view of time is ahead of the others'.
-struct AheadClock(time::Duration);
-
-impl Clock for AheadClock {
-    fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + self.0
-    }
-}
-
 /// A container on the stack's backend (through the proxy on moto, refusing writes locally).
 fn container(stack: &TestStack, outage: &Outage) -> Connector {
     container_ahead(stack, outage, None)
@@ -125,9 +96,9 @@ fn container_ahead(stack: &TestStack, outage: &Outage, ahead: Option<time::Durat
         ports.clock = Arc::new(AheadClock(ahead));
     }
     if stack.backend == Backend::Local {
-        ports.secrets = Arc::new(RefusingWrites {
+        ports.secrets = Arc::new(HookedSecrets {
             inner: ports.secrets,
-            down: outage.down.clone(),
+            hook: RefuseWhileDown(outage.down.clone()),
         });
     }
     Connector::new(config, ports)

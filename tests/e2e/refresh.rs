@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use e2e_tests::fakes::{AheadClock, oauth_with_timeout};
+use e2e_tests::fakes::{BeforeSecretWrite, HookedSecrets, SecretWrite};
 use e2e_tests::stack::{Backend, StackOptions, TestStack, serve};
 use futures::future::join_all;
 use reqwest::Method;
@@ -23,7 +24,7 @@ use zoom_connector::app::Connector;
 use zoom_connector::app::sweep::{DEADLINE_MARGIN, SweepReport};
 use zoom_connector::app::tokens::refresh::LEASE_SECS;
 use zoom_connector::domain::{ConnectionRecord, ConnectionSecret, ConnectionStatus};
-use zoom_connector::ports::{Clock, SecretStore, StoreResult};
+use zoom_connector::ports::{Clock, StoreResult};
 use zoom_connector::secret::SecretString;
 use zoom_sim::{Fault, FaultTarget, SimUser};
 
@@ -825,32 +826,16 @@ async fn sweep_refreshes_only_due_connections(backend: Backend) {
 }
 
 /// Records when each connection secret is written (the sweep's token writes).
-struct WriteLog {
-    inner: Arc<dyn SecretStore>,
-    writes: Mutex<Vec<OffsetDateTime>>,
-}
+#[derive(Default)]
+struct TokenWriteTimes(Mutex<Vec<OffsetDateTime>>);
 
 #[async_trait]
-impl SecretStore for WriteLog {
-    async fn get_secret(&self, name: &str) -> StoreResult<Option<SecretString>> {
-        self.inner.get_secret(name).await
-    }
-    async fn put_secret(&self, name: &str, value: &SecretString, token: &str) -> StoreResult<()> {
-        self.inner.put_secret(name, value, token).await
-    }
-    async fn update_secret(
-        &self,
-        name: &str,
-        value: &SecretString,
-        token: &str,
-    ) -> StoreResult<bool> {
-        if name.contains("/connections/") {
-            self.writes.lock().unwrap().push(OffsetDateTime::now_utc());
+impl BeforeSecretWrite for TokenWriteTimes {
+    async fn before(&self, name: &str, write: SecretWrite) -> StoreResult<()> {
+        if write == SecretWrite::Update && name.contains("/connections/") {
+            self.0.lock().unwrap().push(OffsetDateTime::now_utc());
         }
-        self.inner.update_secret(name, value, token).await
-    }
-    async fn delete_secret(&self, name: &str) -> StoreResult<()> {
-        self.inner.delete_secret(name).await
+        Ok(())
     }
 }
 
@@ -873,9 +858,9 @@ async fn sweep_keeps_refresh_tps_and_its_deadline(backend: Backend) {
     }
     let mut log = None;
     let sweeper = stack.container_with(|ports| {
-        let writes = Arc::new(WriteLog {
+        let writes = Arc::new(HookedSecrets {
             inner: ports.secrets.clone(),
-            writes: Mutex::new(Vec::new()),
+            hook: TokenWriteTimes::default(),
         });
         ports.secrets = writes.clone();
         log = Some(writes);
@@ -920,7 +905,7 @@ async fn sweep_keeps_refresh_tps_and_its_deadline(backend: Backend) {
     assert_eq!(rest.failed, 0);
     assert_eq!(still_due().await, 0);
     let grants = stack.sim.refresh_grant_times();
-    let writes = log.writes.lock().unwrap().clone();
+    let writes = log.hook.0.lock().unwrap().clone();
     assert_eq!(grants.len(), DUE);
     assert_eq!(writes.len(), DUE);
     let counters = stack.sim.counters();

@@ -1,12 +1,11 @@
 //! Helpers of the actions-catalogue tests (`tests/e2e/catalogue_*.rs`): calling a catalogue
 //! route, connecting with chosen scopes, walking a list behind `cursor`, checking that a
-//! refused request never reached Zoom, and a contract check of what the connector sent.
+//! refused request never reached Zoom (the contract check of what it sent is `crate::contract`).
 
 use std::collections::HashSet;
 
 use reqwest::Method;
-use serde_json::{Value, json};
-use zoom_sim::contract::{load_zoom_openapi, match_path_template, openapi_response_schema};
+use serde_json::Value;
 use zoom_sim::{RecordedRequest, SimUser, ZoomSim};
 
 use crate::answer::Answer;
@@ -380,65 +379,5 @@ pub async fn cursor_expires(stack: &TestStack, id: &str, rest: &str, key: &str) 
     assert_eq!(
         serde_json::from_slice::<Value>(&last.response_body).unwrap()["code"],
         300
-    );
-}
-
-/// Checks every REST request the connector sent against Zoom's description: a described
-/// operation, query names it declares, a bearer token, and 2xx answers that match its
-/// response schema. Returns the violations (empty when all is well).
-pub fn contract_violations(sim: &ZoomSim) -> Vec<String> {
-    let spec = load_zoom_openapi();
-    let mut failures = Vec::new();
-    for r in zoom_calls(sim) {
-        let what = format!("{} {}?{}", r.method, r.path, r.query);
-        let Some(template) = match_path_template(&spec, &r.path) else {
-            failures.push(format!("{what}: not in Zoom's description"));
-            continue;
-        };
-        let method = r.method.to_ascii_lowercase();
-        let Some(operation) = spec["paths"][&template].get(&method) else {
-            failures.push(format!("{what}: {template} has no {method}"));
-            continue;
-        };
-        if !r
-            .header("authorization")
-            .is_some_and(|a| a.starts_with("Bearer "))
-        {
-            failures.push(format!("{what}: no bearer token"));
-        }
-        let declared: HashSet<&str> = operation["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["in"] == "query")
-            .filter_map(|p| p["name"].as_str())
-            .collect();
-        for (name, _) in query_pairs(&r) {
-            if !declared.contains(name.as_str()) {
-                failures.push(format!("{what}: undeclared query parameter {name}"));
-            }
-        }
-        if (200..300).contains(&r.status)
-            && let Some(schema) = openapi_response_schema(&spec, &template, &method, r.status)
-        {
-            let body: Value = serde_json::from_slice(&r.response_body).unwrap_or(json!(null));
-            let validator = jsonschema::draft4::options()
-                .build(&schema)
-                .expect("Zoom's schema compiles");
-            for e in validator.iter_errors(&body) {
-                failures.push(format!("{what}: {} at {}", e.masked(), e.instance_path()));
-            }
-        }
-    }
-    failures
-}
-
-/// Asserts [`contract_violations`] is empty.
-pub fn check_contract(sim: &ZoomSim) {
-    let failures = contract_violations(sim);
-    assert!(
-        failures.is_empty(),
-        "contract violations:\n{}",
-        failures.join("\n")
     );
 }

@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod catalogue;
+pub mod contract;
 pub mod deployed;
 pub mod fakes;
 pub mod faultproxy;

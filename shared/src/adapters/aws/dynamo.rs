@@ -105,30 +105,10 @@ impl ConnectionStore for DynamoConnectionStore {
         due_by: i64,
         limit: usize,
     ) -> StoreResult<Vec<ConnectionRecord>> {
-        let mut records = Vec::new();
-        let mut start: Option<Attrs> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(NEXT_REFRESH_INDEX)
-                .key_condition_expression("refresh_shard = :due AND next_refresh_at <= :by")
-                .expression_attribute_values(":due", s(DUE_SHARD))
-                .expression_attribute_values(":by", n(due_by))
-                .limit((limit - records.len()).min(1000) as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query", &e))?;
-            for item in out.items() {
-                records.push(record_from(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() && records.len() < limit => start = Some(key),
-                _ => return Ok(records),
-            }
-        }
+        self.query_due_index(DUE_SHARD.to_owned(), due_by, limit, |attrs| {
+            record_from(attrs).map(Some)
+        })
+        .await
     }
 
     async fn get_item(&self, kind: ItemKind, key: &str, now: i64) -> StoreResult<Option<Item>> {
@@ -250,22 +230,31 @@ impl ConnectionStore for DynamoConnectionStore {
         expired_by: i64,
         limit: usize,
     ) -> StoreResult<Vec<(String, Item)>> {
-        self.query_expired(kind, expired_by, limit).await
-    }
-}
-
-impl DynamoConnectionStore {
-    /// [`ConnectionStore::expired_items`]: one partition of the due index, by expiry.
-    async fn query_expired(
-        &self,
-        kind: ItemKind,
-        expired_by: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, Item)>> {
+        // One partition of the due index per swept kind, by expiry.
         if !kind.is_swept() {
             return Ok(Vec::new());
         }
         let prefix = format!("{}#", kind.prefix());
+        self.query_due_index(expiry_shard(kind), expired_by, limit, |attrs| {
+            let Some(key) = get_s(attrs, "pk").and_then(|pk| pk.strip_prefix(&prefix)) else {
+                return Ok(None);
+            };
+            Ok(Some((key.to_owned(), item_from(attrs)?)))
+        })
+        .await
+    }
+}
+
+impl DynamoConnectionStore {
+    /// Up to `limit` items of one partition (`shard`) of `next-refresh-index` due by `by`, in
+    /// order, read by `read` (which may skip an item), page after page.
+    async fn query_due_index<T>(
+        &self,
+        shard: String,
+        by: i64,
+        limit: usize,
+        read: impl Fn(&Attrs) -> StoreResult<Option<T>>,
+    ) -> StoreResult<Vec<T>> {
         let mut found = Vec::new();
         let mut start: Option<Attrs> = None;
         loop {
@@ -275,18 +264,15 @@ impl DynamoConnectionStore {
                 .table_name(&self.table)
                 .index_name(NEXT_REFRESH_INDEX)
                 .key_condition_expression("refresh_shard = :shard AND next_refresh_at <= :by")
-                .expression_attribute_values(":shard", s(expiry_shard(kind)))
-                .expression_attribute_values(":by", n(expired_by))
+                .expression_attribute_values(":shard", s(shard.clone()))
+                .expression_attribute_values(":by", n(by))
                 .limit((limit - found.len()).min(1000) as i32)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| classify("Query", &e))?;
             for attrs in out.items() {
-                let Some(key) = get_s(attrs, "pk").and_then(|pk| pk.strip_prefix(&prefix)) else {
-                    continue;
-                };
-                found.push((key.to_owned(), item_from(attrs)?));
+                found.extend(read(attrs)?);
             }
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() && found.len() < limit => start = Some(key),
