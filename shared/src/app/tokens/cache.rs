@@ -89,6 +89,15 @@ impl TokenCache {
         }
     }
 
+    /// Whether a background re-check of `id` is under way (tests wait for it to end).
+    #[cfg(test)]
+    pub(super) fn rechecking(&self, id: &str) -> bool {
+        self.tokens
+            .lock()
+            .map(|map| map.get(id).is_some_and(|c| c.rechecking))
+            .unwrap_or(false)
+    }
+
     /// After a look at the record: keep the token (the record still backs it) or drop it.
     pub(super) fn checked(&self, id: &str, now: OffsetDateTime, record: Option<&ConnectionRecord>) {
         let Ok(mut map) = self.tokens.lock() else {
