@@ -66,6 +66,31 @@ async fn webinars(backend: Backend) {
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.json(), first.json());
     assert_eq!(stack.sim.webinars_count(), 1, "the retry created nothing");
+    // The record kept for the key holds no host key or passcode (the replay above got them
+    // from Zoom).
+    assert!(first.json()["start_url"].is_string(), "{}", first.json());
+    let record_key = format!(
+        "http|{id}|{}",
+        zoom_connector::secret::sha256_hex("launch-1")
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let stored = stack
+        .connector
+        .store
+        .get_item(
+            zoom_connector::ports::ItemKind::Idempotency,
+            &record_key,
+            now,
+        )
+        .await
+        .unwrap()
+        .expect("the idempotency record")
+        .value;
+    assert!(
+        !zoom_connector::zoom::stored::has_secrets(&stored),
+        "secrets kept for 24 h: {stored}"
+    );
+    assert!(!stored.to_string().contains("zak="), "{stored}");
     act_once(
         &stack,
         &id,

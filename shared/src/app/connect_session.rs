@@ -13,7 +13,7 @@ pub struct StoredSession {
     pub auth_type: Option<AuthType>,
     pub client_id: Option<String>,
     pub has_client_secret: bool,
-    /// A BYO webhook secret token waits under [`pending_webhook_secret_name`].
+    /// A BYO webhook secret token waits under [`pending_webhook_secret_name`](super::connect::pending_webhook_secret_name).
     #[serde(default)]
     pub has_webhook_secret: bool,
     pub connection_id: Option<String>,

@@ -45,6 +45,10 @@ pub struct Action {
     /// a bring-your-own app without them is told which scopes to add.
     pub default: bool,
     pub summary: &'static str,
+    /// For a create whose answer carries secrets (a host's `start_url`, passcodes): Zoom's
+    /// path that reads the created object back, `{id}` standing for the answer's `id`. A
+    /// stored answer keeps no secrets; a replay fills them in from there.
+    pub read_back: Option<&'static str>,
 }
 
 const fn row(
@@ -65,6 +69,14 @@ const fn row(
         shape,
         default: false,
         summary,
+        read_back: None,
+    }
+}
+
+const fn reads_back(path: &'static str, action: Action) -> Action {
+    Action {
+        read_back: Some(path),
+        ..action
     }
 }
 
@@ -97,14 +109,17 @@ pub const ACTIONS: &[Action] = &[
         List("meetings"),
         "The user's meetings",
     )),
-    default(row(
-        "create_meeting",
-        "POST",
-        "/meetings",
-        "/users/{userId}/meetings",
-        201,
-        CreateMeeting,
-        "Create a meeting",
+    default(reads_back(
+        "/meetings/{id}",
+        row(
+            "create_meeting",
+            "POST",
+            "/meetings",
+            "/users/{userId}/meetings",
+            201,
+            CreateMeeting,
+            "Create a meeting",
+        ),
     )),
     default(row(
         "get_meeting",
@@ -299,14 +314,17 @@ pub const ACTIONS: &[Action] = &[
         List("webinars"),
         "The user's webinars",
     ),
-    row(
-        "create_webinar",
-        "POST",
-        "/webinars",
-        "/users/{userId}/webinars",
-        201,
-        Plain,
-        "Create a webinar",
+    reads_back(
+        "/webinars/{id}",
+        row(
+            "create_webinar",
+            "POST",
+            "/webinars",
+            "/users/{userId}/webinars",
+            201,
+            Plain,
+            "Create a webinar",
+        ),
     ),
     row(
         "get_webinar",

@@ -129,6 +129,15 @@ pub fn map_zoom_error(response: &ZoomResponse, now: OffsetDateTime) -> ApiError 
     }
 }
 
+/// Zoom answered something that is not the JSON its description promises.
+pub fn unreadable_answer() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorCode::ZoomError,
+        "Zoom's answer could not be read.",
+    )
+}
+
 pub fn transport_error(e: &ZoomTransportError) -> ApiError {
     match e {
         ZoomTransportError::Timeout => ApiError::new(

@@ -117,10 +117,11 @@ pub fn trust_store(extra_pem: Option<&[u8]>) -> TrustStore {
 /// The SDK's default HTTPS client (rustls, aws-lc) on `trust`, building its TLS connector
 /// (and parsing the roots) when the first request needs it; see [`ConnectOnFirstUse`].
 pub fn https_client(trust: TrustStore) -> SharedHttpClient {
+    // A fallback here would be the default context, on the system's roots: never that.
     let context = TlsContext::builder()
         .with_trust_store(trust)
         .build()
-        .unwrap_or_default();
+        .expect("a TLS context from a trust store");
     SharedHttpClient::new(ConnectOnFirstUse(
         aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(

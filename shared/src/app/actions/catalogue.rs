@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
+use super::meetings::add_warning;
 use super::{PassThrough, ZoomCall};
 use crate::app::Connector;
 use crate::app::idempotency::{HttpClaim, replay};
@@ -13,13 +14,14 @@ use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::IdempotentAnswer;
 use crate::secret::sha256_hex;
 use crate::zoom::catalogue::{Action, Shape};
-use crate::zoom::errors::map_zoom_error;
+use crate::zoom::errors::{map_zoom_error, unreadable_answer};
 use crate::zoom::recordings::RecordingsQuery;
 use crate::zoom::requests::{
     CheckedQuery, PAGE_TOKEN_INVALID_CODE, check_query, cursor_expired, list_answer,
     list_page_query, zoom_path,
 };
 use crate::zoom::schema::{validate_body, validate_livestream, validate_meeting};
+use crate::zoom::stored::{restore_secrets, without_secrets};
 
 /// One call of a catalogue action, as the HTTP layer read it.
 #[derive(Debug, Default)]
@@ -30,14 +32,6 @@ pub struct ActionRequest {
     /// The JSON body, for actions that take one.
     pub body: Option<Value>,
     pub idempotency_key: Option<String>,
-}
-
-fn unreadable() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        ErrorCode::ZoomError,
-        "Zoom's answer could not be read.",
-    )
 }
 
 fn json_answer(status: u16, body: &Value) -> PassThrough {
@@ -93,7 +87,8 @@ impl Connector {
                                 .map(String::from_utf8_lossy)
                                 .unwrap_or_default()
                         ));
-                        self.create_once(id, key, &fingerprint, &call).await
+                        self.create_once(id, key, &fingerprint, &call, action.read_back)
+                            .await
                     }
                     _ => self.zoom_pass(id, &call).await,
                 }
@@ -145,7 +140,8 @@ impl Connector {
             }
             return Err(map_zoom_error(&response, self.now()));
         }
-        let zoom: Value = serde_json::from_slice(&response.body).map_err(|_| unreadable())?;
+        let zoom: Value =
+            serde_json::from_slice(&response.body).map_err(|_| unreadable_answer())?;
         Ok(json_answer(200, &list_answer(key, &zoom, &pairs)))
     }
 
@@ -165,7 +161,8 @@ impl Connector {
         let mut call = ZoomCall::get(path);
         call.query = encode_query(&pairs);
         let answer = self.zoom_pass(id, &call).await?;
-        let mut body: Value = serde_json::from_slice(&answer.body).map_err(|_| unreadable())?;
+        let mut body: Value =
+            serde_json::from_slice(&answer.body).map_err(|_| unreadable_answer())?;
         let token = body
             .as_object_mut()
             .and_then(|o| o.remove("download_access_token"));
@@ -209,9 +206,13 @@ impl Connector {
         key: &str,
         fingerprint: &str,
         call: &ZoomCall,
+        read_back: Option<&str>,
     ) -> Result<PassThrough, ApiError> {
         match self.claim_http_key(id, key, fingerprint).await? {
-            HttpClaim::Replay(answer) => Ok(replay(answer.status, &answer.body)),
+            HttpClaim::Replay(answer) => {
+                let body = self.replayed_answer(id, read_back, &answer).await;
+                Ok(replay(answer.status, &body))
+            }
             HttpClaim::Started {
                 record_key,
                 version,
@@ -219,6 +220,12 @@ impl Connector {
             } => match self.zoom_pass(id, call).await {
                 Ok(answer) => {
                     let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+                    // Kept 24 h: without a host key or passcodes when a replay can read them
+                    // back from Zoom (the others have nowhere to get them from again).
+                    let body = match read_back {
+                        Some(_) => without_secrets(&body),
+                        None => body,
+                    };
                     let first = IdempotentAnswer {
                         status: answer.status,
                         body,
@@ -233,6 +240,44 @@ impl Connector {
                 }
             },
         }
+    }
+}
+
+impl Connector {
+    /// The stored first answer of a create, with what the store does not keep (a host's
+    /// `start_url`, passcodes) filled in from Zoom's object read back at `read_back` (`{id}`:
+    /// the answer's `id`). When Zoom cannot be asked, the stored answer with a `warning`
+    /// saying what is missing.
+    pub(super) async fn replayed_answer(
+        &self,
+        id: &str,
+        read_back: Option<&str>,
+        answer: &IdempotentAnswer,
+    ) -> Value {
+        let mut body = answer.body.clone();
+        let (Some(path), Value::Number(object_id)) = (read_back, &body["id"]) else {
+            return body;
+        };
+        if !(200..300).contains(&answer.status) {
+            return body;
+        }
+        let call = ZoomCall::get(path.replace("{id}", &object_id.to_string()));
+        let fresh = match self.zoom_pass(id, &call).await {
+            Ok(r) => serde_json::from_slice::<Value>(&r.body).map_err(|_| unreadable_answer()),
+            Err(e) => Err(e),
+        };
+        match fresh {
+            Ok(fresh) => restore_secrets(&mut body, &fresh),
+            Err(e) => {
+                tracing::warn!(error = %e, connection_id = %id, "replayed a create without its start_url and passcodes");
+                let warning = format!(
+                    "Replayed without start_url and passcodes (not kept by the connector): Zoom could not be asked for them ({}). Get the object ({path}) for them.",
+                    e.code
+                );
+                add_warning(&mut body, Some(&warning));
+            }
+        }
+        body
     }
 }
 

@@ -14,8 +14,10 @@ use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_SECS, IdempotentAnswer, MeetingClaim};
 use crate::ports::ItemKind;
 use crate::secret::sha256_hex;
+use crate::zoom::catalogue::Action;
+use crate::zoom::errors::unreadable_answer;
 use crate::zoom::schema::validate_meeting;
-use crate::zoom::stored::{restore_secrets, without_secrets};
+use crate::zoom::stored::without_secrets;
 
 impl Connector {
     /// `POST /connections/{id}/zoom/meetings`: validated, and with an `Idempotency-Key` the
@@ -33,7 +35,10 @@ impl Connector {
         let fingerprint = sha256_hex(&body.to_string());
         match self.claim_http_key(id, key, &fingerprint).await? {
             HttpClaim::Replay(answer) => {
-                let body = self.replayed_meeting(id, &answer).await;
+                let create = Action::by_name("create_meeting");
+                let body = self
+                    .replayed_answer(id, create.and_then(|a| a.read_back), &answer)
+                    .await;
                 Ok(replay(answer.status, &body))
             }
             HttpClaim::Started {
@@ -104,38 +109,6 @@ impl Connector {
         }
     }
 
-    /// The stored first answer of a key, with what was kept out of the store (`start_url`,
-    /// passcodes) filled in from Zoom's meeting. When Zoom cannot be asked, the stored answer
-    /// with a `warning` saying what is missing.
-    async fn replayed_meeting(&self, id: &str, answer: &IdempotentAnswer) -> serde_json::Value {
-        let mut body = answer.body.clone();
-        let meeting_id = match &body["id"] {
-            serde_json::Value::Number(n) => n.to_string(),
-            _ => return body,
-        };
-        if answer.status != 201 {
-            return body;
-        }
-        let call = ZoomCall::get(format!("/meetings/{meeting_id}"));
-        let fresh = match self.zoom_pass(id, &call).await {
-            Ok(r) => serde_json::from_slice::<serde_json::Value>(&r.body)
-                .map_err(|_| unreadable_answer()),
-            Err(e) => Err(e),
-        };
-        match fresh {
-            Ok(fresh) => restore_secrets(&mut body, &fresh),
-            Err(e) => {
-                tracing::warn!(error = %e, connection_id = %id, "replayed meeting without its start_url and passcodes");
-                let warning = format!(
-                    "Replayed without start_url and passcodes (not kept by the connector): Zoom could not be asked for them ({}). Get the meeting for them.",
-                    e.code
-                );
-                add_warning(&mut body, Some(&warning));
-            }
-        }
-        body
-    }
-
     async fn create_meeting_once(
         &self,
         id: &str,
@@ -159,7 +132,7 @@ impl Connector {
 }
 
 /// Adds the `start_time`/`timezone` warning of [`validate_meeting`] to Zoom's answer.
-fn add_warning(meeting: &mut serde_json::Value, warning: Option<&str>) {
+pub(super) fn add_warning(meeting: &mut serde_json::Value, warning: Option<&str>) {
     if let (Some(w), Some(obj)) = (warning, meeting.as_object_mut()) {
         obj.insert("warning".into(), w.into());
     }
@@ -201,14 +174,6 @@ impl Failure {
             maybe_created: false,
         }
     }
-}
-
-fn unreadable_answer() -> ApiError {
-    ApiError::new(
-        http::StatusCode::BAD_GATEWAY,
-        ErrorCode::ZoomError,
-        "Zoom's answer could not be read.",
-    )
 }
 
 /// Does a meeting from Zoom's list match the body we would have sent? Every field the body

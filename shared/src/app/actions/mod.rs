@@ -5,17 +5,17 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::Method;
 
 use super::jittered;
 use super::tokens::TokenNeed;
 use super::{Connector, ZOOM_API_TIMEOUT};
-use crate::zoom::errors::{map_zoom_error, transport_error};
+use crate::zoom::errors::{map_zoom_error, transport_error, unreadable_answer};
 
 pub mod catalogue;
 pub mod meetings;
 pub mod recordings;
-use crate::domain::error::{ApiError, ErrorCode};
+use crate::domain::error::ApiError;
 use crate::ports::{ZoomRequest, ZoomResponse};
 use crate::secret::SecretString;
 use crate::zoom::retry;
@@ -185,12 +185,6 @@ impl Connector {
         if response.status >= 400 {
             return Err(map_zoom_error(&response, self.now()));
         }
-        serde_json::from_slice(&response.body).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                ErrorCode::ZoomError,
-                "Zoom's answer could not be read.",
-            )
-        })
+        serde_json::from_slice(&response.body).map_err(|_| unreadable_answer())
     }
 }

@@ -1,10 +1,9 @@
 //! `GET /connections/{id}/zoom/recordings`: any range, walked in Zoom's one-month windows.
 
-use http::StatusCode;
-
 use crate::app::Connector;
 use crate::app::actions::ZoomCall;
-use crate::domain::error::{ApiError, ErrorCode};
+use crate::domain::error::ApiError;
+use crate::zoom::errors::unreadable_answer;
 use crate::zoom::recordings::{
     MAX_WINDOWS_PER_CALL, RecordingsCursor, RecordingsPage, RecordingsQuery,
     decode_recordings_cursor, default_recordings_from, encode_recordings_cursor, format_day,
@@ -70,13 +69,8 @@ impl Connector {
             let mut call = ZoomCall::get("/users/me/recordings");
             call.query = Some(query);
             let answer = self.zoom_pass(id, &call).await?;
-            let body: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    ErrorCode::ZoomError,
-                    "Zoom's answer could not be read.",
-                )
-            })?;
+            let body: serde_json::Value =
+                serde_json::from_slice(&answer.body).map_err(|_| unreadable_answer())?;
             let meetings = body["meetings"].as_array().cloned().unwrap_or_default();
             let next_token = body["next_page_token"]
                 .as_str()

@@ -38,7 +38,6 @@ use crate::domain::{ConnectionSecret, ConnectionStatus};
 use crate::metrics::Metric;
 use crate::ports::{ItemKind, KeyBytes};
 use crate::secret::sha256_hex;
-pub use sealing::SealingKeys;
 
 /// The KMS encryption context (`purpose`) of the data keys that seal pending copies.
 pub const DATA_KEY_CONTEXT: &str = "zoom-connector/pending-tokens";
