@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::answer::Answer;
-use e2e_tests::catalogue::zoom_calls;
+use e2e_tests::catalogue::{idempotency_record, zoom_calls};
 use e2e_tests::contract::{check_contract, contract_violations};
 use e2e_tests::fakes::ShortApiTimeout;
 use e2e_tests::stack::{Backend, StackOptions, TestStack, ports_for};
@@ -1498,23 +1498,8 @@ async fn idempotent_answers_are_stored_without_secrets(backend: Backend) {
     ] {
         assert!(m[field].is_string(), "{field} in the first answer: {m}");
     }
-    let record_key = format!(
-        "http|{id}|{}",
-        zoom_connector::secret::sha256_hex("k-secret")
-    );
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let stored = stack
-        .connector
-        .store
-        .get_item(
-            zoom_connector::ports::ItemKind::Idempotency,
-            &record_key,
-            now,
-        )
+    let stored = idempotency_record(&stack, &id, "k-secret")
         .await
-        .unwrap()
-        .expect("the idempotency record")
-        .value
         .to_string();
     let encrypted = m["encrypted_password"].as_str().unwrap();
     for secret in [

@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use e2e_tests::catalogue::{
-    ALL_SCOPES, act, act_once, connect_user_with_scopes, cursor_expires, ok, passed_through,
-    refused_before_zoom, scope_missing, walk, zoom_calls,
+    ALL_SCOPES, act, act_once, connect_user_with_scopes, cursor_expires, idempotency_record, ok,
+    passed_through, refused_before_zoom, scope_missing, walk, zoom_calls,
 };
 use e2e_tests::contract::contract_violations;
 use e2e_tests::stack::{Backend, StackOptions, TestStack};
@@ -69,23 +69,7 @@ async fn webinars(backend: Backend) {
     // The record kept for the key holds no host key or passcode (the replay above got them
     // from Zoom).
     assert!(first.json()["start_url"].is_string(), "{}", first.json());
-    let record_key = format!(
-        "http|{id}|{}",
-        zoom_connector::secret::sha256_hex("launch-1")
-    );
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let stored = stack
-        .connector
-        .store
-        .get_item(
-            zoom_connector::ports::ItemKind::Idempotency,
-            &record_key,
-            now,
-        )
-        .await
-        .unwrap()
-        .expect("the idempotency record")
-        .value;
+    let stored = idempotency_record(&stack, &id, "launch-1").await;
     assert!(
         !zoom_connector::zoom::stored::has_secrets(&stored),
         "secrets kept for 24 h: {stored}"

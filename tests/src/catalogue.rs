@@ -381,3 +381,21 @@ pub async fn cursor_expires(stack: &TestStack, id: &str, rest: &str, key: &str) 
         300
     );
 }
+
+/// The stored record of an HTTP `Idempotency-Key` of connection `id` (what is kept 24 h).
+pub async fn idempotency_record(stack: &TestStack, id: &str, key: &str) -> Value {
+    let record_key = format!("http|{id}|{}", zoom_connector::secret::sha256_hex(key));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    stack
+        .connector
+        .store
+        .get_item(
+            zoom_connector::ports::ItemKind::Idempotency,
+            &record_key,
+            now,
+        )
+        .await
+        .unwrap()
+        .expect("the idempotency record")
+        .value
+}
